@@ -1,0 +1,94 @@
+"""Pinhole camera (OpenCV convention) and rigid transforms.
+
+Camera frame: x right, y down, z forward (into the scene). ``K`` is the 3x3 intrinsic matrix;
+world-to-camera is ``x_cam = R @ x_world + t``. Pixel coordinates: the centre of pixel
+``(col, row)`` is at ``(u, v) = (col, row)``; the image covers ``[-0.5, W - 0.5]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def intrinsics_from_fov(
+    width: int, height: int, fov_deg: float, *, dtype: torch.dtype = torch.float32
+) -> Float[Tensor, "3 3"]:
+    """Intrinsics of a camera whose horizontal field of view is ``fov_deg`` degrees.
+
+    The principal point is the image centre ``((W-1)/2, (H-1)/2)``; pixels are square.
+
+    Example:
+        >>> K = intrinsics_from_fov(256, 256, 60.0)
+        >>> round(float(K[0, 0]), 2)
+        221.7
+    """
+    focal = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
+    return torch.tensor(
+        [[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+    )
+
+
+def transform_points(
+    points: Float[Tensor, "*batch N 3"],
+    rotation: Float[Tensor, "*batch 3 3"],
+    translation: Float[Tensor, "*batch 3"],
+) -> Float[Tensor, "*batch N 3"]:
+    """Apply ``x -> R x + t`` to every point."""
+    return points @ rotation.transpose(-1, -2) + translation.unsqueeze(-2)
+
+
+def project_points(
+    points_cam: Float[Tensor, "*batch N 3"], K: Float[Tensor, "*batch 3 3"]
+) -> Float[Tensor, "*batch N 2"]:
+    """Project camera-frame points to pixel coordinates with a pinhole ``K``.
+
+    Differentiable in both arguments. Points at or behind the camera (z <= 1e-8) are clamped to
+    z = 1e-8 so the result stays finite; callers cull them.
+
+    Example:
+        >>> K = torch.tensor([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+        >>> project_points(torch.tensor([[0.1, -0.2, 2.0]]), K)
+        tensor([[55., 30.]])
+    """
+    z = points_cam[..., 2:3].clamp_min(1e-8)
+    xy1 = torch.cat([points_cam[..., :2] / z, torch.ones_like(z)], dim=-1)
+    uvw = xy1 @ K.transpose(-1, -2).unsqueeze(-3) if K.dim() > 2 else xy1 @ K.transpose(-1, -2)
+    return uvw[..., :2]
+
+
+def unproject_points(
+    uv: Float[Tensor, "*batch N 2"], depth: Float[Tensor, "*batch N"], K: Float[Tensor, "3 3"]
+) -> Float[Tensor, "*batch N 3"]:
+    """Inverse of :func:`project_points`: pixel coordinates and metric z-depth to camera points.
+
+    Example:
+        >>> K = torch.tensor([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+        >>> unproject_points(torch.tensor([[55.0, 30.0]]), torch.tensor([2.0]), K)
+        tensor([[ 0.1000, -0.2000,  2.0000]])
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x = (uv[..., 0] - cx) / fx * depth
+    y = (uv[..., 1] - cy) / fy * depth
+    return torch.stack([x, y, depth], dim=-1)
+
+
+def look_at(
+    eye: Float[Tensor, "3"], target: Float[Tensor, "3"], up: Float[Tensor, "3"]
+) -> tuple[Float[Tensor, "3 3"], Float[Tensor, "3"]]:
+    """World-to-camera ``(R, t)`` of an OpenCV camera at ``eye`` looking at ``target``.
+
+    ``up`` is the world direction that should appear upwards in the image (towards -y).
+    """
+    forward = target - eye
+    forward = forward / forward.norm()
+    right = torch.linalg.cross(forward, up)
+    right = right / right.norm()
+    down = torch.linalg.cross(forward, right)
+    R = torch.stack([right, down, forward], dim=0)
+    t = -R @ eye
+    return R, t

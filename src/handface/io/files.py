@@ -1,0 +1,59 @@
+"""Atomic outputs: a result appears whole or not at all, and nothing is overwritten by accident."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from handface.errors import OutputExistsError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``out`` only if the block finishes without error.
+
+    Raises :class:`OutputExistsError` up front if ``out`` exists and ``overwrite`` is false; with
+    ``overwrite`` the old folder is replaced only after the new one is complete.
+
+    Example:
+        >>> with atomic_output_dir(Path(tempfile.mkdtemp()) / "result") as staging:
+        ...     _ = (staging / "a.txt").write_text("done")
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        backup = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        os.replace(out, backup / out.name)
+        os.replace(staging, out)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, out)

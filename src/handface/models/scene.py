@@ -1,0 +1,97 @@
+"""Standard scenes built from the models: the bench and demo scene of a hand on the cheek."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import roma
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from handface.geometry.camera import intrinsics_from_fov
+from handface.models.base import HandParams, HeadParams
+
+HEAD_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+"""Rotation taking the head's canonical frame (z up, face towards -y) to a camera in front of
+the face (OpenCV: x right, y down, z forward)."""
+
+
+@dataclass
+class ContactScene:
+    """A head and a right hand in the camera frame (metres), with the camera that sees them."""
+
+    head_vertices: Float[Tensor, "4538 3"]
+    head_faces: Int[Tensor, "F_head 3"]
+    hand_vertices: Float[Tensor, "1609 3"]
+    hand_faces: Int[Tensor, "F_hand 3"]
+    K: Float[Tensor, "3 3"]
+    """Intrinsics for ``image_size``; scale rows 0-1 for other sizes."""
+    image_size: int
+    fov_deg: float
+    head_params: HeadParams
+    hand_params: HandParams
+
+    def intrinsics(self, size: int) -> Float[Tensor, "3 3"]:
+        """Intrinsics of the same camera at a square image of ``size`` pixels."""
+        return intrinsics_from_fov(size, size, self.fov_deg)
+
+
+@functools.lru_cache(maxsize=1)
+def hand_on_cheek_scene(image_size: int = 512, fov_deg: float = 30.0) -> ContactScene:
+    """The Anny head facing the camera 0.6 m away, its right palm resting on its right cheek.
+
+    The hand's palm (canonical -x side) faces the cheek with the fingers pointing up and
+    slightly forward; it is placed so the palm just touches the skin (a few vertices inside),
+    which is what contact, collision and depth-order code is exercised with.
+    """
+    from handface.models.anny_backend import AnnyHandModel, AnnyHeadModel
+    head_model = AnnyHeadModel(with_landmarks=False)
+    hand_model = AnnyHandModel("right")
+    head_rotvec = roma.rotmat_to_rotvec(HEAD_TO_CAMERA)[None]
+    head_params = HeadParams(global_orient=head_rotvec, transl=torch.tensor([[0.0, 0.12, 0.60]]))
+    with torch.no_grad():
+        head = head_model(head_params)
+        canonical_head = head.extras["canonical_vertices"][0]
+        # The right cheek: the most lateral skin point at the height of the nose base, in front.
+        band = (canonical_head[:, 2] - 0.085).abs() < 0.01
+        band &= canonical_head[:, 1] < -0.06
+        band &= canonical_head[:, 0] < 0
+        cheek_index = torch.nonzero(band)[:, 0]
+        cheek = canonical_head[cheek_index[canonical_head[cheek_index, 0].argmin()]]
+
+        # Hand frame -> head frame: palm normal (-x) towards +x (into the cheek), fingers up and
+        # a little forward, thumb towards the ear.
+        fingers = torch.nn.functional.normalize(torch.tensor([0.0, -0.35, 1.0]), dim=0)
+        palm_out = torch.tensor([-1.0, 0.0, 0.0])
+        thumb = torch.linalg.cross(palm_out, fingers)
+        hand_to_head = torch.stack([palm_out, fingers, thumb], dim=1)
+        articulation = torch.zeros(1, 20)
+        articulation[0, 4::4] = -0.5  # slightly relaxed MCP joints, as a resting hand has
+        rest = hand_model(HandParams(articulation=articulation))
+        canonical_hand = rest.vertices[0]
+        palm_centre = rest.keypoints[0, [0, 5, 9, 13, 17]].mean(0)
+        near_palm = (canonical_hand[:, 1:] - palm_centre[1:]).norm(dim=1) < 0.015
+        palm_surface = canonical_hand[near_palm][canonical_hand[near_palm, 0].argmin()]
+        hand_in_head = palm_surface @ hand_to_head.T
+        target = cheek + torch.tensor([-0.002, 0.0, 0.0])
+        hand_rotation = HEAD_TO_CAMERA @ hand_to_head
+        hand_transl = HEAD_TO_CAMERA @ (target - hand_in_head) + head_params.transl[0]
+        hand_params = HandParams(
+            global_orient=roma.rotmat_to_rotvec(hand_rotation)[None],
+            transl=hand_transl[None],
+            articulation=articulation,
+        )
+        hand = hand_model(hand_params)
+    return ContactScene(
+        head_vertices=head.vertices[0],
+        head_faces=head_model.faces,
+        hand_vertices=hand.vertices[0],
+        hand_faces=hand_model.faces,
+        K=intrinsics_from_fov(image_size, image_size, fov_deg),
+        image_size=image_size,
+        head_params=head_params,
+        hand_params=hand_params,
+        fov_deg=fov_deg,
+    )
