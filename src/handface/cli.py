@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated
 
 import tyro
 
@@ -40,7 +40,11 @@ class Bench:
         else:
             width = max(len(key) for key in figures)
             for key, value in figures.items():
-                print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+                print(
+                    f"{key:<{width}}  {value:.4g}"
+                    if isinstance(value, float)
+                    else f"{key:<{width}}  {value}"
+                )
 
 
 @dataclass
@@ -63,10 +67,9 @@ class Demo:
             print(f"  {path}")
 
 
-Command = Union[
-    Annotated[Bench, tyro.conf.subcommand("bench")],
-    Annotated[Demo, tyro.conf.subcommand("demo")],
-]
+Command = (
+    Annotated[Bench, tyro.conf.subcommand("bench")] | Annotated[Demo, tyro.conf.subcommand("demo")]
+)
 
 
 def entrypoint(argv: list[str] | None = None) -> None:

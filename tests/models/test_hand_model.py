@@ -29,11 +29,25 @@ def test_keypoints_follow_mediapipe_order(right_hand):
 
 
 def test_shapes_dtypes_and_batch(right_hand):
-    params = HandParams(articulation=torch.randn(3, 20), global_orient=0.3 * torch.randn(3, 3), transl=torch.randn(3, 3))
+    params = HandParams(
+        articulation=torch.randn(3, 20),
+        global_orient=0.3 * torch.randn(3, 3),
+        transl=torch.randn(3, 3),
+    )
     out = right_hand(params)
-    assert out.vertices.shape == (3, 1609, 3) and out.faces.shape == (3196, 3) and out.joints.shape == (3, 21, 3)
+    assert (
+        out.vertices.shape == (3, 1609, 3)
+        and out.faces.shape == (3196, 3)
+        and out.joints.shape == (3, 21, 3)
+    )
     assert out.vertices.dtype == torch.float32
-    single = right_hand(HandParams(articulation=params.articulation[1:2], global_orient=params.global_orient[1:2], transl=params.transl[1:2]))
+    single = right_hand(
+        HandParams(
+            articulation=params.articulation[1:2],
+            global_orient=params.global_orient[1:2],
+            transl=params.transl[1:2],
+        )
+    )
     assert torch.allclose(single.vertices[0], out.vertices[1], atol=1e-5)
 
 
@@ -42,7 +56,9 @@ def test_global_transform_is_rigid_motion_of_canonical_mesh(right_hand):
     transl = torch.tensor([[0.1, -0.2, 0.7]])
     articulation = torch.randn(1, 20)
     canonical = right_hand(HandParams(articulation=articulation)).vertices
-    moved = right_hand(HandParams(articulation=articulation, global_orient=rotvec, transl=transl)).vertices
+    moved = right_hand(
+        HandParams(articulation=articulation, global_orient=rotvec, transl=transl)
+    ).vertices
     expected = canonical @ roma.rotvec_to_rotmat(rotvec).transpose(-1, -2) + transl[:, None]
     assert torch.allclose(moved, expected, atol=1e-5)
 
@@ -50,7 +66,11 @@ def test_global_transform_is_rigid_motion_of_canonical_mesh(right_hand):
 def test_flexion_curls_fingers_towards_the_palm(right_hand, left_hand):
     flat = right_hand(HandParams())
     latent = torch.zeros(1, 20)
-    mcp = [k for k, dof in enumerate(COMPACT_DOFS) if dof.finger != "thumb" and dof.joint == "mcp_flexion"]
+    mcp = [
+        k
+        for k, dof in enumerate(COMPACT_DOFS)
+        if dof.finger != "thumb" and dof.joint == "mcp_flexion"
+    ]
     latent[0, mcp] = angles_to_latent(torch.full((20,), 1.0))[mcp]  # about 57 degrees
     bent = right_hand(HandParams(articulation=latent))
     tips = [8, 12, 16, 20]
@@ -58,7 +78,9 @@ def test_flexion_curls_fingers_towards_the_palm(right_hand, left_hand):
     assert torch.all(bent.keypoints[0, tips, 0] < flat.keypoints[0, tips, 0] - 0.03)
     assert torch.all(bent.keypoints[0, tips, 1] < flat.keypoints[0, tips, 1] - 0.01)
     # the MCP joints themselves do not move
-    assert torch.allclose(bent.keypoints[0, [5, 9, 13, 17]], flat.keypoints[0, [5, 9, 13, 17]], atol=1e-6)
+    assert torch.allclose(
+        bent.keypoints[0, [5, 9, 13, 17]], flat.keypoints[0, [5, 9, 13, 17]], atol=1e-6
+    )
     # the left hand is the mirror image of the right one through the x = 0 plane
     left = left_hand(HandParams(articulation=latent))
     mirrored = bent.keypoints * torch.tensor([-1.0, 1.0, 1.0])
@@ -69,7 +91,9 @@ def test_compact_parameterization_respects_joint_limits():
     lower, upper = dof_limits()
     angles = latent_to_angles(torch.linspace(-50, 50, 101)[:, None].expand(-1, 20))
     assert torch.all(angles >= lower - 1e-6) and torch.all(angles <= upper + 1e-6)
-    assert torch.allclose(angles[0], lower, atol=1e-4) and torch.allclose(angles[-1], upper, atol=1e-4)
+    assert torch.allclose(angles[0], lower, atol=1e-4) and torch.allclose(
+        angles[-1], upper, atol=1e-4
+    )
     assert torch.allclose(latent_to_angles(torch.zeros(20)), torch.zeros(20), atol=1e-6)
     inside = lower + (upper - lower) * torch.rand(5, 20) * 0.98 + 0.01 * (upper - lower)
     assert torch.allclose(latent_to_angles(angles_to_latent(inside)), inside, atol=1e-4)

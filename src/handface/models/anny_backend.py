@@ -68,7 +68,9 @@ def _phenotype_tensor(
     if shape is None:
         return values
     if shape.shape[-1] != len(labels):
-        raise ValueError(f"shape must have {len(labels)} values ({', '.join(labels)}), got {shape.shape[-1]}")
+        raise ValueError(
+            f"shape must have {len(labels)} values ({', '.join(labels)}), got {shape.shape[-1]}"
+        )
     columns = [all_labels.index(label) for label in labels]
     values = values.clone()
     values[:, columns] = shape.expand(batch, -1).to(like)
@@ -92,8 +94,12 @@ class AnnyHeadModel(HeadModel):
         self.shape_labels = list(HEAD_SHAPE_LABELS)
         self.joint_labels = list(self._anny.bone_labels)
         self.register_buffer("faces", self._anny.faces.clone(), persistent=False)
-        self.register_buffer("template_vertices", self._anny.template_vertices.clone(), persistent=False)
-        self._bone = {name: self.joint_labels.index(name) for name in ("head", "jaw", "eye.L", "eye.R")}
+        self.register_buffer(
+            "template_vertices", self._anny.template_vertices.clone(), persistent=False
+        )
+        self._bone = {
+            name: self.joint_labels.index(name) for name in ("head", "jaw", "eye.L", "eye.R")
+        }
         self.landmark_embedding = None
         if with_landmarks:
             from handface.models.landmarks import load_face_landmark_embedding
@@ -107,24 +113,37 @@ class AnnyHeadModel(HeadModel):
     def forward(self, params: HeadParams) -> MeshOutput:
         batch = params.batch_size
         like = self.template_vertices
-        pose = torch.eye(4, dtype=like.dtype, device=like.device).repeat(batch, len(self.joint_labels), 1, 1)
+        pose = torch.eye(4, dtype=like.dtype, device=like.device).repeat(
+            batch, len(self.joint_labels), 1, 1
+        )
         local = {"head": params.neck, "jaw": params.jaw}
         if params.eyes is not None:
             local["eye.L"], local["eye.R"] = params.eyes[:, 0], params.eyes[:, 1]
         for name, rotvec in local.items():
             if rotvec is not None:
                 pose[:, self._bone[name]] = _rigid(rotvec.to(like).expand(batch, 3))
-        phenotypes = _phenotype_tensor(params.shape, self.shape_labels, list(self._anny.phenotype_labels), batch, like)
+        phenotypes = _phenotype_tensor(
+            params.shape, self.shape_labels, list(self._anny.phenotype_labels), batch, like
+        )
         expression = params.expression
         if expression is None:
             expression = like.new_zeros(batch, len(self.expression_labels))
         output = self._anny(
-            pose_parameters=pose, phenotype_kwargs=phenotypes, facial_actions=expression.to(like).expand(batch, -1)
+            pose_parameters=pose,
+            phenotype_kwargs=phenotypes,
+            facial_actions=expression.to(like).expand(batch, -1),
         )
         canonical = output["vertices"]
         vertices = _global_transform(canonical, params.global_orient, params.transl)
-        joints = _global_transform(output["bone_poses"][..., :3, 3], params.global_orient, params.transl)
-        result = MeshOutput(vertices=vertices, faces=self.faces, joints=joints, extras={"canonical_vertices": canonical})
+        joints = _global_transform(
+            output["bone_poses"][..., :3, 3], params.global_orient, params.transl
+        )
+        result = MeshOutput(
+            vertices=vertices,
+            faces=self.faces,
+            joints=joints,
+            extras={"canonical_vertices": canonical},
+        )
         if self.landmark_embedding is not None:
             result.landmarks = self.landmark_embedding.apply(vertices, self.faces)
             from handface.models.landmarks import landmarks_68_from_478
@@ -148,17 +167,25 @@ class AnnyHandModel(HandModel):
             raise ValueError(f"side must be 'left' or 'right', got {side!r}")
         self.side = side
         self.suffix = ".R" if side == "right" else ".L"
-        self._anny = _load_anny(f"anny-hand{self.suffix}", f"hand{self.suffix}", "none", "default", dtype)
+        self._anny = _load_anny(
+            f"anny-hand{self.suffix}", f"hand{self.suffix}", "none", "default", dtype
+        )
         self.shape_labels = list(HAND_SHAPE_LABELS)
         self.joint_labels = list(self._anny.bone_labels)
         self.pose_bone_labels = self.joint_labels[1:]
         self.register_buffer("faces", self._anny.faces.clone(), persistent=False)
-        self.register_buffer("template_vertices", self._anny.template_vertices.clone(), persistent=False)
+        self.register_buffer(
+            "template_vertices", self._anny.template_vertices.clone(), persistent=False
+        )
         from handface.models.landmarks import hand_keypoint_definition
 
         definition = hand_keypoint_definition(side)
-        self.register_buffer("_keypoint_bones", torch.tensor(definition.bone_indices), persistent=False)
-        self.register_buffer("_keypoint_vertices", torch.tensor(definition.tip_vertices), persistent=False)
+        self.register_buffer(
+            "_keypoint_bones", torch.tensor(definition.bone_indices), persistent=False
+        )
+        self.register_buffer(
+            "_keypoint_vertices", torch.tensor(definition.tip_vertices), persistent=False
+        )
         self._keypoint_is_tip = definition.is_tip
 
     @property
@@ -173,20 +200,33 @@ class AnnyHandModel(HandModel):
         rotvecs = None
         if params.articulation is not None:
             if params.articulation.shape[-1] != NUM_COMPACT_DOFS:
-                raise ValueError(f"articulation must have {NUM_COMPACT_DOFS} values, got {params.articulation.shape[-1]}")
+                raise ValueError(
+                    f"articulation must have {NUM_COMPACT_DOFS} values, "
+                    f"got {params.articulation.shape[-1]}"
+                )
             angles = latent_to_angles(params.articulation.to(like).expand(batch, -1))
             rotvecs = angles_to_bone_rotvecs(angles, self.pose_bone_labels, self.suffix)
-        return rotvecs, (None if params.finger_pose is None else params.finger_pose.to(like).expand(batch, -1, -1))
+        return rotvecs, (
+            None
+            if params.finger_pose is None
+            else params.finger_pose.to(like).expand(batch, -1, -1)
+        )
 
     def forward(self, params: HandParams) -> MeshOutput:
         batch = params.batch_size
         like = self.template_vertices
-        pose = torch.eye(4, dtype=like.dtype, device=like.device).repeat(batch, len(self.joint_labels), 1, 1)
+        pose = torch.eye(4, dtype=like.dtype, device=like.device).repeat(
+            batch, len(self.joint_labels), 1, 1
+        )
         compact, per_bone = self.finger_rotvecs(params, batch)
         rotations = [roma.rotvec_to_rotmat(r) for r in (compact, per_bone) if r is not None]
         if rotations:
-            pose[:, 1:, :3, :3] = rotations[0] if len(rotations) == 1 else rotations[0] @ rotations[1]
-        phenotypes = _phenotype_tensor(params.shape, self.shape_labels, list(self._anny.phenotype_labels), batch, like)
+            pose[:, 1:, :3, :3] = (
+                rotations[0] if len(rotations) == 1 else rotations[0] @ rotations[1]
+            )
+        phenotypes = _phenotype_tensor(
+            params.shape, self.shape_labels, list(self._anny.phenotype_labels), batch, like
+        )
         output = self._anny(pose_parameters=pose, phenotype_kwargs=phenotypes)
         canonical = output["vertices"]
         bone_heads = output["bone_poses"][..., :3, 3]
@@ -195,7 +235,9 @@ class AnnyHandModel(HandModel):
             canonical[:, self._keypoint_vertices],
             bone_heads[:, self._keypoint_bones],
         )
-        transform = functools.partial(_global_transform, rotvec=params.global_orient, transl=params.transl)
+        transform = functools.partial(
+            _global_transform, rotvec=params.global_orient, transl=params.transl
+        )
         return MeshOutput(
             vertices=transform(canonical),
             faces=self.faces,

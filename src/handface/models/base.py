@@ -49,7 +49,9 @@ class HeadParams:
     eyes: Float[Tensor, "B 2 3"] | None = None
     """Axis-angle rotations of the left and right eyeballs (local frames)."""
     expression: Float[Tensor, "B 52"] | None = None
-    """The 52 ARKit facial actions, each in [0, 1] (0 = neutral). Order: ``HeadModel.expression_labels``."""
+    """The 52 ARKit facial actions, each in [0, 1] (0 = neutral).
+
+    Order: ``HeadModel.expression_labels``."""
     shape: Float[Tensor, "B S"] | None = None
     """Phenotype shape parameters in [0, 1], 0.5 = average. Order: ``HeadModel.shape_labels``."""
 
@@ -75,7 +77,9 @@ class HandParams:
     transl: Float[Tensor, "B 3"] | None = None
     """Translation applied after the rotation (metres)."""
     finger_pose: Float[Tensor, "B 20 3"] | None = None
-    """Per-bone axis-angle rotations in each bone's local frame, order ``HandModel.pose_bone_labels``."""
+    """Per-bone axis-angle rotations in each bone's local frame.
+
+    Order: ``HandModel.pose_bone_labels``."""
     articulation: Float[Tensor, "B 20"] | None = None
     """Unconstrained latent of the compact parameterization; 0 = flat hand, limits enforced."""
     shape: Float[Tensor, "B S"] | None = None

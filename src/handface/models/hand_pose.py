@@ -60,7 +60,9 @@ COMPACT_DOFS: tuple[JointDof, ...] = (
 NUM_COMPACT_DOFS = len(COMPACT_DOFS)
 
 
-def dof_limits(dtype: torch.dtype = torch.float32) -> tuple[Float[Tensor, "20"], Float[Tensor, "20"]]:
+def dof_limits(
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Float[Tensor, "20"], Float[Tensor, "20"]]:
     """Lower and upper angle limits (radians) of the 20 degrees of freedom."""
     lower = torch.tensor([math.radians(d.lower_deg) for d in COMPACT_DOFS], dtype=dtype)
     upper = torch.tensor([math.radians(d.upper_deg) for d in COMPACT_DOFS], dtype=dtype)

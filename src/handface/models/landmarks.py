@@ -62,10 +62,12 @@ INTER_OCULAR_478 = (33, 263)
 class BarycentricEmbedding:
     """Points fixed on a mesh surface: a triangle index and barycentric weights per point."""
 
-    face_index: Int[Tensor, "L"]
+    face_index: Int[Tensor, " L"]
     barycentrics: Float[Tensor, "L 3"]
 
-    def apply(self, vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B L 3"]:
+    def apply(
+        self, vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]
+    ) -> Float[Tensor, "*B L 3"]:
         """Positions of the embedded points on the (posed) mesh; differentiable in ``vertices``.
 
         Example:

@@ -47,6 +47,7 @@ def hand_on_cheek_scene(image_size: int = 512, fov_deg: float = 30.0) -> Contact
     which is what contact, collision and depth-order code is exercised with.
     """
     from handface.models.anny_backend import AnnyHandModel, AnnyHeadModel
+
     head_model = AnnyHeadModel(with_landmarks=False)
     hand_model = AnnyHandModel("right")
     head_rotvec = roma.rotmat_to_rotvec(HEAD_TO_CAMERA)[None]
