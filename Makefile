@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/handface demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -17,6 +17,8 @@ import tyro
 
 from handface.errors import HandfaceError
 
+DESCRIPTION = "handface: 3D hand-face interaction capture (meshes, contact, deformation) on a CPU."
+
 
 @dataclass
 class Bench:
@@ -74,7 +76,7 @@ Command = (
 
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
-    command = tyro.cli(Command, args=argv, description=__doc__.splitlines()[0])
+    command = tyro.cli(Command, args=argv, description=DESCRIPTION)
     try:
         command.main()
     except HandfaceError as error:

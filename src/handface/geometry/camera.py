@@ -57,7 +57,7 @@ def project_points(
     """
     z = points_cam[..., 2:3].clamp_min(1e-8)
     xy1 = torch.cat([points_cam[..., :2] / z, torch.ones_like(z)], dim=-1)
-    uvw = xy1 @ K.transpose(-1, -2).unsqueeze(-3) if K.dim() > 2 else xy1 @ K.transpose(-1, -2)
+    uvw = xy1 @ K.transpose(-1, -2)  # (*batch, N, 3) @ (*batch, 3, 3) broadcasts per item
     return uvw[..., :2]
 
 

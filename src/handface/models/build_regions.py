@@ -132,12 +132,13 @@ def build_face_regions() -> FaceRegions:
         distance = np.linalg.norm(vertices[:, None] - anchor_points[None], axis=-1).min(1)
         return value * np.exp(-0.5 * (distance / radius) ** 2)
 
+    ridge_distance = _distance_to_polyline(vertices, landmarks[list(NOSE_RIDGE[:4])])
     skin = np.isin(label, [REGION_NAMES.index(n) for n in ("face_skin", "nose", "neck")])
     bony = np.maximum.reduce([
         bump(landmarks[list(FOREHEAD)], 0.95, 0.018),
         bump(landmarks[list(CHEEKBONES)], 0.8, 0.011),
         bump(landmarks[list(CHIN)], 0.75, 0.009),
-        0.95 * np.exp(-0.5 * (_distance_to_polyline(vertices, landmarks[list(NOSE_RIDGE[:4])]) / 0.006) ** 2),
+        0.95 * np.exp(-0.5 * (ridge_distance / 0.006) ** 2),
         0.75 * np.exp(-0.5 * ((vertices[:, 2] - jaw_z) / 0.007) ** 2),  # the mandible's edge
     ])  # fmt: skip
     # The forehead is bone everywhere above the brows, not only near its landmarks.

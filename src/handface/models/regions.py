@@ -68,7 +68,8 @@ def load_face_regions() -> FaceRegions:
     """The stored regions and stiffness of the Anny head (4538 vertices)."""
     if not REGIONS_FILE.exists():
         raise FileNotFoundError(
-            f"{REGIONS_FILE} is missing; regenerate it with `python -m handface.models.build_regions`"
+            f"{REGIONS_FILE} is missing; "
+            "regenerate it with `python -m handface.models.build_regions`"
         )
     with np.load(REGIONS_FILE) as data:
         if tuple(str(n) for n in data["names"]) != REGION_NAMES:

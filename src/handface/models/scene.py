@@ -12,6 +12,7 @@ from torch import Tensor
 
 from handface.geometry.camera import intrinsics_from_fov
 from handface.models.base import HandParams, HeadParams
+from handface.render.shading import vertex_normals
 
 HEAD_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking the head's canonical frame (z up, face towards -y) to a camera in front of
@@ -42,9 +43,9 @@ class ContactScene:
 def hand_on_cheek_scene(image_size: int = 512, fov_deg: float = 30.0) -> ContactScene:
     """The Anny head facing the camera 0.6 m away, its right palm resting on its right cheek.
 
-    The hand's palm (canonical -x side) faces the cheek with the fingers pointing up and
-    slightly forward; it is placed so the palm just touches the skin (a few vertices inside),
-    which is what contact, collision and depth-order code is exercised with.
+    The palm lies along the cheek with the fingers pointing up towards the temple; it is placed
+    2 mm into the undeformed skin, so a few hand vertices are inside the head, which is what
+    contact, collision and depth-order code is exercised with.
     """
     from handface.models.anny_backend import AnnyHandModel, AnnyHeadModel
 
@@ -55,17 +56,21 @@ def hand_on_cheek_scene(image_size: int = 512, fov_deg: float = 30.0) -> Contact
     with torch.no_grad():
         head = head_model(head_params)
         canonical_head = head.extras["canonical_vertices"][0]
-        # The right cheek: the most lateral skin point at the height of the nose base, in front.
-        band = (canonical_head[:, 2] - 0.085).abs() < 0.01
-        band &= canonical_head[:, 1] < -0.06
-        band &= canonical_head[:, 0] < 0
-        cheek_index = torch.nonzero(band)[:, 0]
-        cheek = canonical_head[cheek_index[canonical_head[cheek_index, 0].argmin()]]
+        # The right cheek: the front-most skin point below the right cheekbone.
+        near = (canonical_head[:, 0] + 0.047).abs() < 0.006
+        near &= (canonical_head[:, 2] - 0.085).abs() < 0.006
+        candidates = torch.nonzero(near)[:, 0]
+        cheek_index = candidates[canonical_head[candidates, 1].argmin()]
+        cheek = canonical_head[cheek_index]
+        inward = -vertex_normals(canonical_head, head_model.faces)[cheek_index]
+        if inward[1] < 0:  # normals of an inconsistently wound patch: inward points backwards
+            inward = -inward
 
-        # Hand frame -> head frame: palm normal (-x) towards +x (into the cheek), fingers up and
-        # a little forward, thumb towards the ear.
-        fingers = torch.nn.functional.normalize(torch.tensor([0.0, -0.35, 1.0]), dim=0)
-        palm_out = torch.tensor([-1.0, 0.0, 0.0])
+        # Hand frame -> head frame: the palm normal (-x) along the inward skin normal, fingers
+        # up the cheek towards the temple, thumb from the cross product.
+        palm_out = -inward
+        up = torch.tensor([0.0, 0.0, 1.0])
+        fingers = torch.nn.functional.normalize(up - (up @ palm_out) * palm_out, dim=0)
         thumb = torch.linalg.cross(palm_out, fingers)
         hand_to_head = torch.stack([palm_out, fingers, thumb], dim=1)
         articulation = torch.zeros(1, 20)
@@ -76,7 +81,7 @@ def hand_on_cheek_scene(image_size: int = 512, fov_deg: float = 30.0) -> Contact
         near_palm = (canonical_hand[:, 1:] - palm_centre[1:]).norm(dim=1) < 0.015
         palm_surface = canonical_hand[near_palm][canonical_hand[near_palm, 0].argmin()]
         hand_in_head = palm_surface @ hand_to_head.T
-        target = cheek + torch.tensor([-0.002, 0.0, 0.0])
+        target = cheek + 0.002 * inward  # pressed 2 mm into the undeformed skin
         hand_rotation = HEAD_TO_CAMERA @ hand_to_head
         hand_transl = HEAD_TO_CAMERA @ (target - hand_in_head) + head_params.transl[0]
         hand_params = HandParams(
