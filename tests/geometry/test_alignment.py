@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import roma
 import torch
 
 from handface.errors import InputError
+from handface.geometry import alignment as alignment_module
 from handface.geometry import (
     apply_similarity,
     chamfer_distance,
@@ -16,6 +18,11 @@ from handface.geometry import (
     nearest_neighbors,
     procrustes,
 )
+
+
+def test_doctests_of_alignment_module():
+    result = doctest.testmod(alignment_module)
+    assert result.attempted >= 4 and result.failed == 0
 
 
 def random_similarity(batch: int, seed: int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -18,6 +19,13 @@ from handface.geometry import (
     solid_angles,
     winding_number,
 )
+from handface.geometry import distance as distance_module
+
+
+def test_doctests_of_distance_module():
+    result = doctest.testmod(distance_module)
+    assert result.attempted >= 5 and result.failed == 0
+
 
 # --- meshes ----------------------------------------------------------------------------------
 
@@ -165,6 +173,27 @@ def test_distance_equals_brute_force_on_random_soups(seed):
     torch.testing.assert_close(brute.distance, reference, atol=1e-12, rtol=0)
 
 
+def test_distance_exact_with_slivers_and_degenerate_triangles():
+    gen = torch.Generator().manual_seed(16)
+    a = torch.rand(200, 3, generator=gen, dtype=torch.float64)
+    b = a + 0.05 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    # Needles: the third corner a hair off the middle of ab; plus segments and points.
+    c = 0.5 * (a + b) + 1e-7 * torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    c[150:175] = 0.3 * a[150:175] + 0.7 * b[150:175]
+    b[175:], c[175:] = a[175:], a[175:]
+    vertices = torch.stack([a, b, c], dim=1).reshape(-1, 3)
+    faces = torch.arange(600).reshape(200, 3)
+    # Near the ends of the needles, where a wrong normal would misjudge them most.
+    ends = torch.cat([a, 0.95 * a + 0.05 * b, 0.5 * (a + b)])
+    points = torch.cat([ends, torch.rand(300, 3, generator=gen, dtype=torch.float64)])
+    points = points + 1e-4 * torch.randn(points.shape, generator=gen, dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        res = point_mesh_distance(points.to(dtype), vertices.to(dtype), faces)
+        reference = brute_force_distance(points.to(dtype), vertices.to(dtype), faces)
+        tolerance = 1e-12 if dtype == torch.float64 else 1e-6
+        torch.testing.assert_close(res.distance.double(), reference, atol=tolerance, rtol=0)
+
+
 def test_distance_float32_matches_float64():
     gen = torch.Generator().manual_seed(3)
     vertices, faces = head_like()[:2]
@@ -204,6 +233,23 @@ def test_distance_exact_after_mesh_moves_with_same_faces():
     torch.testing.assert_close(
         res.distance, brute_force_distance(points, moved, faces), atol=1e-12, rtol=0
     )
+
+
+def test_grouping_is_rebuilt_when_the_first_geometry_was_degenerate():
+    from handface.geometry import distance as module
+
+    vertices, faces = icosphere(3)
+    faces = faces.flip(0)  # a topology no other test has cached
+    points = torch.randn(100, 3, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    collapsed = torch.zeros_like(vertices)  # every triangle at one point: useless grouping
+    torch.testing.assert_close(
+        point_mesh_distance(points, collapsed, faces).distance, points.norm(dim=-1)
+    )
+    key = module._grouping_key(faces.numpy())
+    first = module._ORDER_CACHE[key].order.copy()
+    res = point_mesh_distance(points, vertices, faces)
+    torch.testing.assert_close(res.distance, brute_force_distance(points, vertices, faces))
+    assert not np.array_equal(module._ORDER_CACHE[key].order, first)
 
 
 def test_distance_gradient_is_unit_direction_from_closest_point():
@@ -266,6 +312,19 @@ def test_distance_rejects_bad_inputs():
         )
     with pytest.raises(InputError):
         point_mesh_distance(torch.zeros(5, 3, dtype=torch.float64), vertices, faces, method="kd")
+    with pytest.raises(InputError):
+        signed_distance(torch.zeros(5, 3, dtype=torch.float64), vertices, faces + vertices.shape[0])
+
+
+def test_points_on_the_surface_have_zero_distance_and_finite_gradients():
+    vertices, faces = icosphere(2)
+    vertices = vertices.clone().requires_grad_(True)
+    centroids = vertices.detach()[faces[:10]].mean(1)
+    points = torch.cat([centroids, vertices.detach()[:5]]).requires_grad_(True)
+    res = signed_distance(points, vertices, faces)
+    assert res.distance.abs().max() < 1e-12
+    res.sdf.sum().backward()
+    assert torch.isfinite(points.grad).all() and torch.isfinite(vertices.grad).all()
 
 
 # --- winding number -----------------------------------------------------------------------------
@@ -299,7 +358,7 @@ def test_winding_number_half_at_hemisphere_opening(exact):
 def test_fast_winding_matches_exact_away_from_surface():
     vertices, faces, num_outer = head_like()
     gen = torch.Generator().manual_seed(9)
-    points = (torch.rand(4000, 3, generator=gen, dtype=torch.float64) * 2 - 1) * 0.13
+    points = (torch.rand(2000, 3, generator=gen, dtype=torch.float64) * 2 - 1) * 0.13
     distance = point_mesh_distance(points, vertices, faces).distance
     points = points[distance >= 1e-3]
     exact = winding_number(points, vertices, faces, exact=True)
@@ -385,6 +444,19 @@ def test_signed_distance_head_like_with_inner_component():
     )
     exact = signed_distance(points, vertices, faces, exact_winding=True)
     torch.testing.assert_close(res.sdf, exact.sdf, atol=0, rtol=0)
+
+
+def test_signed_distance_float32_agrees_with_float64():
+    vertices, faces, _ = head_like()
+    points = torch.randn(500, 3, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+    points = points * 0.06
+    res64 = signed_distance(points, vertices, faces)
+    res32 = signed_distance(points.float(), vertices.float(), faces)
+    assert res32.sdf.dtype == torch.float32 and res32.winding_number.dtype == torch.float32
+    clear = res64.distance > 1e-4  # the sign of points on the surface is a coin toss
+    assert clear.sum() > 400
+    assert torch.equal(res32.inside[clear], res64.inside[clear])
+    torch.testing.assert_close(res32.sdf.double(), res64.sdf, atol=2e-7, rtol=0)
 
 
 def test_signed_distance_gradient_points_outwards_both_sides():

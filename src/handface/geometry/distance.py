@@ -3,24 +3,26 @@
 Everything here is exact except the default (fast) winding number, whose far-field
 approximation only has to get the inside/outside decision right away from the surface.
 
-How the mesh queries stay fast on a CPU: each call builds a small bounding-volume hierarchy over
-the triangles (a linear BVH: triangles sorted along a Morton curve, grouped into leaves of a few
-triangles, leaves merged pairwise into a complete binary tree). Building it costs about a
-millisecond for the 9k-triangle head, so nothing geometric is cached between calls (the mesh
-moves during optimization). The tree is traversed for all query points at once, level by level,
-with numpy:
+How the mesh queries stay fast on a CPU: each call refits a bounding-volume hierarchy to the
+current vertices. Its shape is a complete binary tree over the triangles, grouped by a top-down
+median split into leaves of a few triangles; that grouping depends only on which triangles
+exist, so it is computed once per ``faces`` (from the first geometry seen) and cached, while
+every box, sphere and moment is recomputed from the vertices of the call (~3 ms for the
+9k-triangle head). Nothing geometric is kept between calls: the mesh moves during optimization.
+All query points traverse the tree together, level by level, with numpy:
 
 * closest point: a (point, node) pair survives while the node's box is no farther than the best
-  surface point seen so far (each node carries one surface vertex, which gives that upper
-  bound); the triangles of the surviving leaves are then evaluated exactly. The pruning is
-  conservative, so the answer is the same as brute force.
-* winding number (Barill et al. 2018, "Fast Winding Numbers for Soups and Clouds"): a node that
-  is far from the point relative to its size contributes its multipole expansion (dipole plus
-  second-order term); near leaves are summed exactly.
+  surface point seen so far (each node carries the centroid of one of its triangles, which gives
+  that upper bound); the triangles of the surviving leaves are filtered by a per-triangle bound
+  (distance to the disc that contains the triangle in its plane) and evaluated exactly. The
+  pruning is conservative, so the answer is the same as brute force.
+* winding number (Barill et al. 2018, "Fast Winding Numbers for Soups and Clouds"): a node more
+  than ``beta`` bounding radii away from the point contributes its multipole expansion (dipole
+  plus second-order term); the triangles of near leaves are summed exactly.
 
-The search runs without gradients in float64; the distance and closest point of the selected
-triangle are then recomputed in torch in the caller's dtype, so gradients reach both the points
-and the mesh vertices.
+The search runs without gradients; the distance and closest point of the selected triangle are
+then recomputed in torch in the caller's dtype, so gradients reach both the points and the mesh
+vertices.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -153,9 +156,7 @@ def closest_point_on_triangles(
     bary_edge = torch.where(use_ca.unsqueeze(-1), bary_ca, bary_edge)
     bary_face = torch.stack([u_face, v_face, w_face], dim=-1)
     bary = torch.where(inside.unsqueeze(-1), bary_face, bary_edge)
-    closest = (
-        bary[..., 0:1] * a + bary[..., 1:2] * b + bary[..., 2:3] * c
-    )  # u a + v b + w c, written out so it broadcasts like the inputs
+    closest = bary[..., 0:1] * a + bary[..., 1:2] * b + bary[..., 2:3] * c
     return closest, bary
 
 
@@ -201,6 +202,11 @@ def _check_inputs(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tens
         raise InputError(f"faces must have shape (F, 3) with F >= 1, got {tuple(faces.shape)}")
     if faces.dtype not in (torch.int64, torch.int32):
         raise InputError(f"faces must be an integer tensor, got {faces.dtype}")
+    if int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[-2]:
+        raise InputError(
+            f"faces index vertices 0..{vertices.shape[-2] - 1}, got indices "
+            f"{int(faces.min())}..{int(faces.max())}"
+        )
     if not points.is_floating_point() or points.dtype != vertices.dtype:
         raise InputError(
             f"points and vertices must share one float dtype, got {points.dtype} and "
@@ -221,16 +227,26 @@ def _triangles(vertices: Tensor, faces: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Bounding-volume hierarchy (numpy, float64, no gradients)
+# Bounding-volume hierarchy (numpy, no gradients)
 # --------------------------------------------------------------------------------------------
 
 # Most operations below work on (n, 3) row arrays gathered with ``np.take(..., axis=0)`` and
 # read column by column: on the small arrays of a traversal level that is several times faster
 # than fancy indexing, einsum or ``.sum(axis=1)``.
 
-# Per-topology cache of the triangle grouping: faces digest -> triangle order.
-_ORDER_CACHE: OrderedDict[tuple[int, bytes], np.ndarray] = OrderedDict()
+
+@dataclass
+class _Grouping:
+    order: np.ndarray  # (F,) triangles in tree order
+    spread: float | None = None  # mean leaf radius / mesh size when the order was made
+
+
+# Per-topology cache of the triangle grouping: (F, faces digest) -> _Grouping.
+_ORDER_CACHE: OrderedDict[tuple[int, bytes], _Grouping] = OrderedDict()
 _ORDER_CACHE_SIZE = 16
+# Regroup when the leaves of a refit tree are this many times wider (relative to the mesh)
+# than on the geometry the grouping was made for: that geometry was unrepresentative.
+_REGROUP_FACTOR = 4.0
 
 
 def _tree_depth(num_faces: int) -> int:
@@ -270,24 +286,29 @@ def _median_split_order(centroids: np.ndarray, depth: int) -> np.ndarray:
     return order
 
 
-def _triangle_order(faces: Tensor, tri: np.ndarray) -> np.ndarray:
+def _grouping_key(faces_np: np.ndarray) -> tuple[int, bytes]:
+    faces_np = np.ascontiguousarray(faces_np)
+    return faces_np.shape[0], hashlib.blake2b(faces_np.view(np.uint8), digest_size=16).digest()
+
+
+def _triangle_grouping(faces_np: np.ndarray, tri: np.ndarray) -> _Grouping:
     """The grouping of triangles into tree nodes, cached per topology.
 
     It is computed from the first geometry seen with these faces; later calls only refit the
     node bounds to their own vertices (the usual refitted hierarchy of deforming meshes), so
     results are exact for any geometry and only the speed depends on how far the mesh moved.
+    :func:`_tree_search` regroups when a refit tree turns out much looser than the original.
     """
-    faces_np = np.ascontiguousarray(faces.detach().cpu().numpy())
-    key = (faces_np.shape[0], hashlib.blake2b(faces_np.view(np.uint8), digest_size=16).digest())
-    order = _ORDER_CACHE.get(key)
-    if order is None:
-        order = _median_split_order(tri.mean(axis=1), _tree_depth(tri.shape[0]))
-        _ORDER_CACHE[key] = order
+    key = _grouping_key(faces_np)
+    grouping = _ORDER_CACHE.get(key)
+    if grouping is None:
+        grouping = _Grouping(_median_split_order(tri.mean(axis=1), _tree_depth(tri.shape[0])))
+        _ORDER_CACHE[key] = grouping
         if len(_ORDER_CACHE) > _ORDER_CACHE_SIZE:
             _ORDER_CACHE.popitem(last=False)
     else:
         _ORDER_CACHE.move_to_end(key)
-    return order
+    return grouping
 
 
 def _cross_rows(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -397,7 +418,8 @@ class _TriangleTree:
         self.origin = np.array([0.5 * (tri[..., k].min() + tri[..., k].max()) for k in range(3)])
         local = tri - self.origin
         # Pruning slack (absolute part): 1e-5 of the mesh size, >> float32 rounding (~6e-8).
-        self.slack = 1e-5 * (float(np.abs(local).max()) + 1e-30)
+        self.size = float(np.abs(local).max()) + 1e-30
+        self.slack = 1e-5 * self.size
         self.tri9 = np.ascontiguousarray(local.reshape(num, 9))  # float64, exact stage
         local = local.astype(np.float32)
         self.tri9_32 = np.ascontiguousarray(local.reshape(num, 9))
@@ -412,9 +434,14 @@ class _TriangleTree:
 
         a, b, c = local[:, 0], local[:, 1], local[:, 2]
         centroid = (a + b + c) / np.float32(3.0)
-        area_vec = np.float32(0.5) * _cross_rows(b - a, c - a)
+        ab, ac = b - a, c - a
+        area_vec = np.float32(0.5) * _cross_rows(ab, ac)
         area = np.sqrt(_dot_rows(area_vec, area_vec))
-        normal = area_vec / np.maximum(area, np.float32(1e-30))[:, None]
+        # The float32 normal of a sliver (small angle at a) is off by ~eps32 / sin(angle); its
+        # disc bound below could then exceed the true distance by more than the pruning
+        # slack, so slivers get no normal and fall back to the (robust) sphere bound.
+        well_shaped = 2 * area > 1e-2 * np.sqrt(_dot_rows(ab, ab) * _dot_rows(ac, ac))
+        normal = area_vec * (well_shaped / np.maximum(area, np.float32(1e-30)))[:, None]
         reach = np.sqrt(
             np.maximum(
                 np.maximum(
@@ -458,6 +485,7 @@ class _TriangleTree:
             rep_gap = np.minimum(gap, rep_gap)
 
         leaf_centre, leaf_radius = centre, np.sqrt(radius2)
+        self.spread = float(leaf_radius.mean()) / self.size
         boxes = [np.concatenate([lo, hi, rep], axis=1)]
         spheres = [np.concatenate([centre, radius2[:, None]], axis=1)]
         if winding:
@@ -674,7 +702,7 @@ def point_mesh_distance(
     vertices: Float[Tensor, "*batch V 3"],
     faces: Int[Tensor, "F 3"],
     *,
-    method: str = "tree",
+    method: Literal["tree", "brute_force"] = "tree",
 ) -> ClosestPointResult:
     """Exact unsigned distance from each point to a triangle mesh, with the closest point.
 
@@ -720,12 +748,19 @@ def _tree_search(
     tri_all = _to_numpy64(v[:1] if shared else v)[:, faces_np]  # (B or 1, F, 3, 3)
     face_out = np.empty((batch, num), dtype=np.int64) if closest else None
     wn_out = np.empty((batch, num)) if winding_beta is not None else None
-    order = _triangle_order(faces, tri_all[0])
+    grouping = _triangle_grouping(faces_np, tri_all[0])
     tree = None
     for i in range(batch):
         if tree is None or not shared:
             tri = tri_all[0 if shared else i]
-            tree = _TriangleTree(tri, order, winding=winding_beta is not None)
+            tree = _TriangleTree(tri, grouping.order, winding=winding_beta is not None)
+            if grouping.spread is None:
+                grouping.spread = tree.spread
+            elif tree.spread > _REGROUP_FACTOR * grouping.spread:
+                depth = _tree_depth(tri.shape[0])
+                grouping.order = _median_split_order(tri.mean(axis=1), depth)
+                tree = _TriangleTree(tri, grouping.order, winding=winding_beta is not None)
+                grouping.spread = tree.spread
         if num == 0:
             continue
         if face_out is not None:
@@ -797,6 +832,7 @@ def signed_distance(
     faces: Int[Tensor, "F 3"],
     *,
     exact_winding: bool = False,
+    beta: float = 2.0,
 ) -> SignedDistanceResult:
     """Signed distance to a mesh: negative inside, positive outside.
 
@@ -804,6 +840,7 @@ def signed_distance(
     from the generalized winding number (``> 0.5`` is inside, :func:`winding_number`), so
     meshes with holes and extra components are fine. ``sdf`` is differentiable in points and
     vertices (the sign is piecewise constant). One hierarchy serves both queries.
+    ``exact_winding`` and ``beta`` choose the winding number as in :func:`winding_number`.
 
     Example:
         >>> import trimesh
@@ -815,7 +852,7 @@ def signed_distance(
     """
     p, v, unbatched = _check_inputs(points, vertices, faces)
     face_index, wn = _tree_search(
-        p, v, faces, closest=True, winding_beta=None if exact_winding else 2.0
+        p, v, faces, closest=True, winding_beta=None if exact_winding else beta
     )
     if exact_winding:
         with torch.no_grad():
