@@ -556,10 +556,7 @@ class _TriangleTree:
             if level < self.depth:
                 pt, node = _children(pt, node)
         # Leaves -> their triangles, filtered by the per-triangle disc bound.
-        valid = self.leaf_valid[node].ravel()
-        width = self.leaf_tris.shape[1]
-        pt = np.compress(valid, np.repeat(pt, width))
-        tri = np.compress(valid, self.leaf_tris[node].ravel())
+        pt, tri = self._leaf_pairs(pt, node)
         disc = np.take(self.tri_disc, tri, axis=0)
         r = np.take(p32, pt, axis=0) - disc[:, 0:3]
         d2 = _dot_rows(r, r)  # distance to the centroid: an upper bound
@@ -585,6 +582,15 @@ class _TriangleTree:
                     )
                 )
         return faces
+
+    def _leaf_pairs(self, pt: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expand (point, leaf node) pairs into (point, triangle) pairs, one per leaf triangle."""
+        valid = self.leaf_valid[node].ravel()
+        width = self.leaf_tris.shape[1]
+        return (
+            np.compress(valid, np.repeat(pt, width)),
+            np.compress(valid, self.leaf_tris[node].ravel()),
+        )
 
     def winding(self, p: np.ndarray, beta: float) -> np.ndarray:
         """Generalized winding number; far nodes use their second-order expansion."""
@@ -622,10 +628,7 @@ class _TriangleTree:
                 pt, node = np.compress(near, pt), np.compress(near, node)
             if level < self.depth:
                 pt, node = _children(pt, node)
-        valid = self.leaf_valid[node].ravel()
-        width = self.leaf_tris.shape[1]
-        pt = np.compress(valid, np.repeat(pt, width))
-        tri = np.compress(valid, self.leaf_tris[node].ravel())
+        pt, tri = self._leaf_pairs(pt, node)
         omega = _np_solid_angles(np.take(p32, pt, axis=0), np.take(self.tri9_32, tri, axis=0))
         total += np.bincount(pt, weights=omega, minlength=num)
         return total / (4.0 * math.pi)

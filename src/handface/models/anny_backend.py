@@ -19,6 +19,11 @@ from torch import Tensor
 
 from handface.models.base import HandModel, HandParams, HandSide, HeadModel, HeadParams, MeshOutput
 from handface.models.hand_pose import NUM_COMPACT_DOFS, angles_to_bone_rotvecs, latent_to_angles
+from handface.models.landmarks import (
+    hand_keypoint_definition,
+    landmarks_68_from_478,
+    load_face_landmark_embedding,
+)
 
 HEAD_SHAPE_LABELS = [
     "gender", "age", "muscle", "weight", "height", "proportions", "african", "asian", "caucasian",
@@ -102,8 +107,6 @@ class AnnyHeadModel(HeadModel):
         }
         self.landmark_embedding = None
         if with_landmarks:
-            from handface.models.landmarks import load_face_landmark_embedding
-
             self.landmark_embedding = load_face_landmark_embedding()
 
     @property
@@ -146,8 +149,6 @@ class AnnyHeadModel(HeadModel):
         )
         if self.landmark_embedding is not None:
             result.landmarks = self.landmark_embedding.apply(vertices, self.faces)
-            from handface.models.landmarks import landmarks_68_from_478
-
             result.landmarks68 = landmarks_68_from_478(result.landmarks)
         return result
 
@@ -177,8 +178,6 @@ class AnnyHandModel(HandModel):
         self.register_buffer(
             "template_vertices", self._anny.template_vertices.clone(), persistent=False
         )
-        from handface.models.landmarks import hand_keypoint_definition
-
         definition = hand_keypoint_definition(side)
         self.register_buffer(
             "_keypoint_bones", torch.tensor(definition.bone_indices), persistent=False

@@ -28,6 +28,7 @@ from handface.models.landmarks import (
     HAND_KEYPOINTS_FILE,
     BarycentricEmbedding,
 )
+from handface.render.overlay import to_uint8
 
 _JOINT_BONES = {
     "wrist": "wrist",
@@ -152,6 +153,15 @@ def held_out_views() -> list[HeadView]:
     ]
 
 
+def head_view_pose(yaw_deg: float, pitch_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(global_orient (1, 3), transl (1, 3))`` placing the turned head's face centre on the
+    optical axis, ``CAMERA_DISTANCE`` in front of the camera."""
+    rotation = head_view_rotation(yaw_deg, pitch_deg)
+    centre = torch.tensor([0.0, -0.04, 0.12])  # middle of the face in the canonical frame
+    transl = torch.tensor([0.0, 0.0, CAMERA_DISTANCE]) - rotation @ centre
+    return roma.rotmat_to_rotvec(rotation)[None], transl[None]
+
+
 def head_view_rotation(yaw_deg: float, pitch_deg: float) -> torch.Tensor:
     """Head-canonical to camera rotation for a head turned by yaw (about z) and pitch (about x)."""
     from handface.models.scene import HEAD_TO_CAMERA
@@ -179,17 +189,12 @@ def render_head_view(head_model, view: HeadView, size: int = RENDER_SIZE) -> Ren
     expression = torch.zeros(1, len(head_model.expression_labels))
     for name, value in view.expression:
         expression[0, head_model.expression_labels.index(name)] = value
-    rotation = head_view_rotation(view.yaw_deg, view.pitch_deg)
-    centre = torch.tensor([0.0, -0.04, 0.12])  # middle of the face in the canonical frame
-    transl = torch.tensor([0.0, 0.0, CAMERA_DISTANCE]) - rotation @ centre
+    global_orient, transl = head_view_pose(view.yaw_deg, view.pitch_deg)
     with torch.no_grad():
         neutral = head_model(HeadParams(shape=shape)).extras["canonical_vertices"][0]
         posed = head_model(
             HeadParams(
-                shape=shape,
-                expression=expression,
-                global_orient=roma.rotmat_to_rotvec(rotation)[None],
-                transl=transl[None],
+                shape=shape, expression=expression, global_orient=global_orient, transl=transl
             )
         )
         K = intrinsics_from_fov(size, size, FOV_DEG)
@@ -198,8 +203,7 @@ def render_head_view(head_model, view: HeadView, size: int = RENDER_SIZE) -> Ren
             vertices, head_model.faces, K, size, size,
             vertex_colors=head_albedo(head_model, neutral), background=BACKGROUND,
         )  # fmt: skip
-    image = (out.rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    return RenderedHead(image, vertices, out.fragments.face_index, K)
+    return RenderedHead(to_uint8(out.rgb), vertices, out.fragments.face_index, K)
 
 
 def ray_hits(
@@ -411,7 +415,7 @@ def render_hand_view(
             vertex_colors=hand_albedo(vertices.shape[0]), background=BACKGROUND,
         ).rgb  # fmt: skip
         keypoints = project_points(out.keypoints[0] + shift, K)
-    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(), keypoints
+    return to_uint8(rgb), keypoints
 
 
 def hand_keypoint_errors(views: list[HandView] | None = None) -> dict[str, float]:

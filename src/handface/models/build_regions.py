@@ -58,16 +58,6 @@ def _distance_to_polyline(points: np.ndarray, polyline: np.ndarray) -> np.ndarra
     return best
 
 
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    normals = np.zeros_like(vertices)
-    face_normals = np.cross(
-        vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
-    )
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
-
-
 def _smooth(values: np.ndarray, faces: np.ndarray, iterations: int, keep: np.ndarray) -> np.ndarray:
     """Average each vertex with its mesh neighbours; ``keep`` vertices hold their value."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -84,6 +74,7 @@ def build_face_regions() -> FaceRegions:
     from handface.models.anny_backend import AnnyHeadModel
     from handface.models.appearance import part_vertex_mask, uv_mask
     from handface.models.base import HeadParams
+    from handface.render.shading import vertex_normals
 
     head = AnnyHeadModel()
     with torch.no_grad():
@@ -92,7 +83,7 @@ def build_face_regions() -> FaceRegions:
     landmarks = out.landmarks[0].double().numpy()
     faces = head.faces.numpy()
     anny_model = head._anny
-    normals = _vertex_normals(vertices, faces)
+    normals = vertex_normals(out.vertices[0].double(), head.faces).numpy()
 
     label = np.full(len(vertices), REGION_NAMES.index("scalp"))
     # Face: skin inside the face oval seen from the front (x, z plane). The oval's contour
@@ -162,12 +153,11 @@ REGION_COLOURS = np.array([
 
 def render_pictures(regions: FaceRegions, docs: Path) -> list[Path]:
     """Front and three-quarter renders of the regions and of the stiffness map."""
-    import roma
 
     from handface.geometry.camera import intrinsics_from_fov
     from handface.models.anny_backend import AnnyHeadModel
     from handface.models.base import HeadParams
-    from handface.models.build_landmarks import head_view_rotation
+    from handface.models.build_landmarks import head_view_pose
     from handface.render import render
     from handface.render.overlay import colormap, save_png
 
@@ -181,14 +171,9 @@ def render_pictures(regions: FaceRegions, docs: Path) -> list[Path]:
     for name, vertex_colors in colours.items():
         panels = []
         for yaw in (0.0, 40.0, 90.0):
-            rotation = head_view_rotation(yaw, 0.0)
-            transl = torch.tensor([0.0, 0.0, 0.62]) - rotation @ torch.tensor([0.0, -0.04, 0.12])
+            global_orient, transl = head_view_pose(yaw, 0.0)
             with torch.no_grad():
-                vertices = head(
-                    HeadParams(
-                        global_orient=roma.rotmat_to_rotvec(rotation)[None], transl=transl[None]
-                    )
-                ).vertices[0]
+                vertices = head(HeadParams(global_orient=global_orient, transl=transl)).vertices[0]
                 panels.append(
                     render(
                         vertices,

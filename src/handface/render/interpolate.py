@@ -227,6 +227,15 @@ def interpolate_face_attributes(
     Differentiable like :func:`interpolate_vertex_attributes`.
     """
     pb = barycentrics or pixel_barycentrics(fragments, vertices_cam, faces, K)
+    return scatter_to_image(
+        pb, interpolate_face_attributes_at_pixels(pb, face_attributes), background
+    )
+
+
+def interpolate_face_attributes_at_pixels(
+    pb: PixelBarycentrics, face_attributes: Float[Tensor, "*batch F 3 C"]
+) -> Float[Tensor, "N C"]:
+    """Face-varying ``face_attributes`` interpolated at the covered pixels only (``(N, C)``)."""
     if face_attributes.dim() == 3:
         face_attributes = face_attributes.unsqueeze(0).expand(pb.batch_size, -1, -1, -1)
     if face_attributes.dim() != 4 or face_attributes.shape[0] != pb.batch_size:
@@ -235,5 +244,4 @@ def interpolate_face_attributes(
         )
     B, F, _, C = face_attributes.shape
     a = face_attributes.reshape(B * F, 3, C).index_select(0, pb.batch * F + pb.face)
-    values = (pb.bary.to(a.dtype).unsqueeze(-1) * a).sum(1)
-    return scatter_to_image(pb, values, background)
+    return (pb.bary.to(a.dtype).unsqueeze(-1) * a).sum(1)

@@ -22,6 +22,7 @@ from torch import Tensor
 from handface.errors import InputError
 from handface.render.interpolate import (
     interpolate_at_pixels,
+    interpolate_face_attributes_at_pixels,
     pixel_barycentrics,
     scatter_to_image,
 )
@@ -232,11 +233,7 @@ def shade(
     points, n = values[:, :3], _facing_normals(values[:, :3], values[:, 3:6], two_sided)
 
     if texture is not None:
-        uvs = face_uvs if face_uvs.dim() == 4 else face_uvs.unsqueeze(0)
-        F = uvs.shape[1]
-        corner_uv = uvs.expand(pb.batch_size, -1, -1, -1).reshape(-1, 3, 2)
-        corner_uv = corner_uv.index_select(0, pb.batch * F + pb.face)
-        uv = (pb.bary.to(corner_uv.dtype).unsqueeze(-1) * corner_uv).sum(1)
+        uv = interpolate_face_attributes_at_pixels(pb, face_uvs)
         albedo = sample_texture(texture.to(dtype), uv).to(dtype)
     elif vertex_colors is not None:
         albedo = values[:, 6:9]
