@@ -43,3 +43,24 @@ def shared_media() -> Path:
     if not SHARED_MEDIA.is_dir():
         pytest.skip("../shared/media is not present")
     return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory):
+    """Six synthetic samples at 160 px (seed 3: contact and non-contact samples)."""
+    from handface.synth import generate
+
+    return generate(
+        tmp_path_factory.mktemp("synth") / "data", num=6, seed=3, size=160, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def synth_sequence(tmp_path_factory):
+    """One synthetic sequence of eight frames at 96 px."""
+    from handface.synth import generate
+
+    return generate(
+        tmp_path_factory.mktemp("synth_seq") / "data", num=1, seed=5, frames=8, size=96,
+        progress=False,
+    )  # fmt: skip

@@ -25,11 +25,12 @@ class Bench:
     """Measure a speed or quality figure and print it (JSON with --json).
 
     Benchmarks: geometry (signed distance of a hand against the head), render (rasterizer
-    forward + backward), landmarks (embedded landmarks against MediaPipe on held-out renders).
+    forward + backward), landmarks (embedded landmarks against MediaPipe on held-out renders),
+    synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render or landmarks."""
+    """Which benchmark to run: geometry, render, landmarks or synth."""
     json: bool = False
     """Print one JSON object instead of a table."""
 
@@ -69,8 +70,125 @@ class Demo:
             print(f"  {path}")
 
 
+@dataclass
+class Synth:
+    """Generate synthetic hand-face interaction data: renders, depth, segmentation and labels.
+
+    Each sample is a head (random shape, expression and pose) touched by one hand in one of the
+    interaction families (palm on cheek, fist under chin, fingertip on lips, ...), pressed
+    0-15 mm into the face and resolved by the soft-tissue solver; about a quarter of single
+    samples keep the hand 1-10 cm away. The layout is documented in handface.synth.layout and
+    read by handface.data.SynthDataset. Output depends only on --seed, not on --workers.
+    """
+
+    out: Path
+    """Output folder (created; must not exist unless --overwrite)."""
+    num: int
+    """Number of samples, or of sequences with --frames > 1."""
+    seed: int = 0
+    """Random seed; sample i is drawn from (seed, i)."""
+    frames: int = 1
+    """Frames per sequence; > 1 gives approach -> press -> hold -> release sequences."""
+    size: int = 512
+    """Image width and height in pixels."""
+    workers: int = 1
+    """Parallel worker processes (each uses one CPU thread)."""
+    overwrite: bool = False
+    """Replace the output folder if it already exists."""
+
+    def main(self) -> None:
+        from handface.synth import generate
+
+        out = generate(
+            self.out, num=self.num, seed=self.seed, frames=self.frames, size=self.size,
+            workers=self.workers, overwrite=self.overwrite,
+        )  # fmt: skip
+        print(f"synthetic dataset written to {out.resolve()}")
+
+
+@dataclass
+class Eval:
+    """Score results against a synthetic dataset with the metrics of Decaf / DICE (METHOD.md §2).
+
+    --pred is another synthetic dataset, a folder of network predictions in the same layout
+    (labels/<key>.npz), or a folder of Capture results (<key>/params.npz, as written by
+    `handface reconstruct`). Prints DICE-style tables (Table 1: PVE, MPJPE, PA-MPJPE,
+    collision distance, non-collision, touchness, F-score; Table 2: contact scores), with the
+    published Decaf-test numbers beneath for reference.
+    """
+
+    pred: Path
+    """Folder of predictions."""
+    gt: Path
+    """Synthetic dataset with the ground truth (written by `handface synth`)."""
+    json: bool = False
+    """Print one JSON object (pve_mm, mpjpe_mm, pa_mpjpe_mm, col_dist_mm, non_collision,
+    touchness, f_score, contact_f1_face, contact_f1_hand, deform_err_mm, and details)."""
+    allow_missing: bool = False
+    """Score only the items that have a prediction instead of failing (the count is reported)."""
+
+    def main(self) -> None:
+        from handface.eval.folders import evaluate_folders
+        from handface.eval.tables import PUBLISHED_DECAF_TEST, format_tables
+
+        result = evaluate_folders(
+            self.pred, self.gt, allow_missing=self.allow_missing, progress=not self.json
+        )
+        if self.json:
+            print(json.dumps(result.figures))
+        else:
+            print(format_tables(result.figures, references=PUBLISHED_DECAF_TEST))
+            if result.missing:
+                print(f"{len(result.missing)} items had no prediction and were skipped")
+
+
+@dataclass
+class Pca:
+    """Learn the PCA basis of hand-induced face deformation (METHOD.md §4) from synthetic data.
+
+    Uses every frame with a deformation; whole sequences (every 10th sequence id) are held out
+    and the share of their deformation energy the basis explains is reported.
+    """
+
+    data: Path
+    """Synthetic dataset (written by `handface synth`)."""
+    out: Path = Path("basis.npz")
+    """Where to write the basis (.npz with components (K, V, 3) and explained variance)."""
+    components: int = 30
+    """Number of basis vectors."""
+    heldout_every: int = 10
+    """Hold out sequences whose id is a multiple of this (0: hold out nothing)."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+    def main(self) -> None:
+        from handface.avatar.deformation_basis import fit_basis, load_deformations
+        from handface.errors import InputError, OutputExistsError
+
+        if self.components < 1:
+            raise InputError(f"--components must be at least 1, got {self.components}")
+        if self.out.exists() and not self.overwrite:
+            raise OutputExistsError(
+                f"{self.out} already exists; choose another --out or pass --overwrite"
+            )
+        train, heldout = load_deformations(self.data, heldout_every=self.heldout_every)
+        basis = fit_basis(train, heldout, self.components)
+        basis.save(self.out)
+        k = basis.num_components
+        print(f"basis of {k} components from {basis.num_train} frames -> {self.out}")
+        print(f"explained on training frames: {100 * float(basis.train_explained[-1]):.2f}%")
+        print(
+            f"explained on {basis.num_heldout} held-out frames: "
+            f"{100 * float(basis.heldout_explained[-1]):.2f}%"
+        )
+
+
 Command = (
-    Annotated[Bench, tyro.conf.subcommand("bench")] | Annotated[Demo, tyro.conf.subcommand("demo")]
+    Annotated[Synth, tyro.conf.subcommand("synth")]
+    | Annotated[Eval, tyro.conf.subcommand("eval")]
+    | Annotated[Pca, tyro.conf.subcommand("pca")]
+    | Annotated[Bench, tyro.conf.subcommand("bench")]
+    | Annotated[Demo, tyro.conf.subcommand("demo")]
 )
 
 

@@ -4,27 +4,36 @@
 >>> head, hand = AnnyHeadModel(), AnnyHandModel("right")
 >>> face = head(HeadParams())                       # 4538 vertices, 478 + 68 landmarks
 >>> right = hand(HandParams())                      # 1609 vertices, 21 MediaPipe keypoints
+
+FLAME and MANO (files the user obtains) sit behind the same interface: ``FlameHeadModel(path)``,
+``ManoHandModel(path, side)``.
 """
 
 from handface.models.anny_backend import AnnyHandModel, AnnyHeadModel
 from handface.models.base import HandModel, HandParams, HeadModel, HeadParams, MeshOutput
+from handface.models.flame_backend import FlameHeadModel, load_flame_landmark_embedding
 from handface.models.landmarks import (
     HAND_KEYPOINT_NAMES,
     MEDIAPIPE_INDEX_OF_68,
     BarycentricEmbedding,
     landmarks_68_from_478,
 )
+from handface.models.mano_backend import MANO_TO_MEDIAPIPE, ManoHandModel
 
 __all__ = [
     "AnnyHandModel",
     "AnnyHeadModel",
     "BarycentricEmbedding",
+    "FlameHeadModel",
     "HAND_KEYPOINT_NAMES",
     "HandModel",
     "HandParams",
     "HeadModel",
     "HeadParams",
+    "MANO_TO_MEDIAPIPE",
     "MEDIAPIPE_INDEX_OF_68",
+    "ManoHandModel",
     "MeshOutput",
     "landmarks_68_from_478",
+    "load_flame_landmark_embedding",
 ]

@@ -1,0 +1,178 @@
+"""The look of a synthetic render: skin, hair, skin texture, lighting and background.
+
+Everything is sampled from a ``numpy`` generator so a sample's look is part of its plan. Skin
+tones interpolate between the presets of :mod:`handface.models.appearance` with a little colour
+jitter; the skin gets a procedural texture (a sum of random low-frequency waves over the neutral
+surface, so it is fixed to the skin and moves with it); the scalp is painted with hair in most
+samples; light comes from a random direction in front of the face with a warm or cool tint and
+some specular sheen; backgrounds are flat colours, gradients, smooth colour noise or blocky
+"rooms". Renders get mild sensor noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from handface.models.appearance import SKIN_TONES, HeadLook, head_albedo
+from handface.render.shading import DirectionalLight
+
+HAIR_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (0.05, 0.04, 0.035),  # black
+    (0.16, 0.10, 0.06),  # dark brown
+    (0.32, 0.21, 0.12),  # brown
+    (0.62, 0.48, 0.30),  # blond
+    (0.45, 0.20, 0.10),  # auburn
+    (0.55, 0.55, 0.55),  # grey
+)
+
+
+@dataclass
+class RenderLook:
+    """Appearance choices of one sample (constant over a sequence)."""
+
+    skin: tuple[float, float, float]
+    hand_skin: tuple[float, float, float]
+    hair: tuple[float, float, float]
+    paint_scalp: bool
+    iris: tuple[float, float, float]
+    texture_seed: int
+    texture_amplitude: float
+    light_direction: tuple[float, float, float]
+    light_color: tuple[float, float, float]
+    ambient: float
+    diffuse: float
+    specular: float
+    background_kind: str
+    background_seed: int
+    noise_sigma: float
+
+    def light(self) -> DirectionalLight:
+        return DirectionalLight(
+            direction=self.light_direction,
+            color=self.light_color,
+            ambient=self.ambient,
+            diffuse=self.diffuse,
+            specular=self.specular,
+            shininess=20.0,
+        )
+
+
+def _tuple(values) -> tuple[float, float, float]:
+    return tuple(float(v) for v in values)  # type: ignore[return-value]
+
+
+def sample_look(generator: np.random.Generator) -> RenderLook:
+    """Draw a look."""
+    tones = np.array(list(SKIN_TONES.values()))
+    position = generator.uniform(0, len(tones) - 1)
+    low = int(np.floor(position))
+    high = min(low + 1, len(tones) - 1)
+    skin = tones[low] + (position - low) * (tones[high] - tones[low])
+    skin = np.clip(skin * generator.uniform(0.95, 1.05, 3), 0, 1)
+    hand_skin = np.clip(
+        skin * generator.uniform(0.96, 1.04, 3) * np.array([1.02, 0.99, 0.98]), 0, 1
+    )
+    direction = np.array(
+        [generator.uniform(-0.8, 0.8), generator.uniform(-0.7, 0.5), generator.uniform(0.5, 1.0)]
+    )
+    direction /= np.linalg.norm(direction)
+    tint = generator.uniform(-0.08, 0.08)
+    ambient = float(generator.uniform(0.25, 0.5))
+    return RenderLook(
+        skin=_tuple(skin),
+        hand_skin=_tuple(hand_skin),
+        hair=HAIR_COLOURS[int(generator.integers(len(HAIR_COLOURS)))],
+        paint_scalp=bool(generator.uniform() < 0.75),
+        iris=_tuple(generator.uniform([0.15, 0.08, 0.03], [0.45, 0.40, 0.35])),
+        texture_seed=int(generator.integers(2**31)),
+        texture_amplitude=float(generator.uniform(0.02, 0.07)),
+        light_direction=_tuple(direction),
+        light_color=_tuple(np.array([1.0 + tint, 1.0, 1.0 - tint])),
+        ambient=ambient,
+        diffuse=float(generator.uniform(0.55, 0.8)),
+        specular=float(generator.uniform(0.0, 0.15)),
+        background_kind=str(generator.choice(["flat", "gradient", "noise", "room"])),
+        background_seed=int(generator.integers(2**31)),
+        noise_sigma=float(generator.uniform(0.0, 0.015)),
+    )
+
+
+def skin_texture(points: Float[Tensor, "V 3"], seed: int, amplitude: float) -> Float[Tensor, "V 1"]:
+    """Multiplicative albedo variation: random waves of 1-4 cm over the surface points."""
+    generator = torch.Generator().manual_seed(seed)
+    directions = torch.nn.functional.normalize(torch.randn(12, 3, generator=generator), dim=1)
+    frequencies = 2 * torch.pi / (0.01 + 0.03 * torch.rand(12, generator=generator))
+    phases = 2 * torch.pi * torch.rand(12, generator=generator)
+    waves = torch.sin(points.float() @ (directions * frequencies[:, None]).T + phases)
+    return 1.0 + amplitude * waves.mean(dim=1, keepdim=True) * 2.0
+
+
+def head_colours(
+    head_model, regions, neutral_vertices: Float[Tensor, "V 3"], look: RenderLook
+) -> Float[Tensor, "V 3"]:
+    """Head albedo for ``look``; ``neutral_vertices``: canonical, without expression."""
+    albedo = head_albedo(
+        head_model, neutral_vertices, HeadLook(skin=look.skin, hair=look.hair, iris=look.iris)
+    )
+    skin_like = regions.mask("face_skin", "nose", "ears", "neck", "scalp", "lips")
+    texture = skin_texture(neutral_vertices, look.texture_seed, look.texture_amplitude)
+    albedo = torch.where(skin_like[:, None], albedo * texture, albedo)
+    if look.paint_scalp:
+        albedo[regions.mask("scalp")] = torch.tensor(look.hair)
+    return albedo.clamp(0, 1)
+
+
+def hand_colours(
+    canonical_vertices: Float[Tensor, "Vh 3"], side: str, look: RenderLook
+) -> Float[Tensor, "Vh 3"]:
+    """Per-vertex albedo of a hand: skin with a lighter palm and the same procedural texture."""
+    skin = torch.tensor(look.hand_skin).expand(canonical_vertices.shape[0], 3).clone()
+    palm_sign = -1.0 if side == "right" else 1.0  # palm faces -x (right) / +x (left)
+    centre = canonical_vertices.mean(0)
+    palm = (canonical_vertices[:, 0] - centre[0]) * palm_sign > 0.004
+    skin[palm] = (skin[palm] * 1.08 + 0.02).clamp(0, 1)
+    texture = skin_texture(canonical_vertices, look.texture_seed + 1, look.texture_amplitude)
+    return (skin * texture).clamp(0, 1)
+
+
+def background_image(look: RenderLook, size: int) -> Float[Tensor, "H W 3"]:
+    """A background picture of ``size`` x ``size`` pixels for ``look``."""
+    generator = np.random.default_rng(look.background_seed)
+    base = generator.uniform(0.05, 0.95, 3)
+    if look.background_kind == "flat":
+        image = np.broadcast_to(base, (size, size, 3)).copy()
+    elif look.background_kind == "gradient":
+        other = generator.uniform(0.05, 0.95, 3)
+        angle = generator.uniform(0, 2 * np.pi)
+        y, x = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+        t = np.clip((np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5)) + 0.5, 0, 1)
+        image = base * (1 - t[..., None]) + other * t[..., None]
+    elif look.background_kind == "noise":
+        cells = int(generator.integers(3, 9))
+        grid = torch.tensor(
+            generator.uniform(0.05, 0.95, (1, 3, cells, cells)), dtype=torch.float32
+        )
+        image = (
+            torch.nn.functional.interpolate(
+                grid, size=(size, size), mode="bicubic", align_corners=True
+            )[0]
+            .permute(1, 2, 0)
+            .clamp(0, 1)
+            .numpy()
+        )
+    else:  # a room: a wall gradient and a few furniture-like blocks
+        y = np.linspace(0, 1, size)[:, None, None]
+        image = base * (0.8 + 0.3 * y) * np.ones((size, size, 3))
+        for _ in range(int(generator.integers(2, 6))):
+            x0, y0 = generator.uniform(0, 1, 2)
+            w, h = generator.uniform(0.1, 0.6, 2)
+            c = generator.uniform(0.05, 0.95, 3)
+            r0, r1 = int(y0 * size), int(min(1.0, y0 + h) * size)
+            c0, c1 = int(x0 * size), int(min(1.0, x0 + w) * size)
+            image[r0:r1, c0:c1] = c
+    return torch.tensor(np.clip(image, 0, 1), dtype=torch.float32)
