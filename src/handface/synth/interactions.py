@@ -84,6 +84,15 @@ _MIRROR_478 = {205: 425, 50: 280, 234: 454, 159: 386, 129: 358, 187: 411, 123: 3
 
 ANCHORS: dict[str, Anchor] = {
     "cheek": Anchor("cheek", (205, 50), lateral=True),
+    # A palm rests on the side of the cheek, fingers up and back towards the temple: laid on
+    # the front of the cheek it would cover the eye, which people rarely do.
+    "cheek_side": Anchor(
+        "cheek_side",
+        (205, 50),
+        offset=(-0.016, 0.022, -0.004),
+        lateral=True,
+        tangent=(0.0, 0.6, 0.8),
+    ),  # fmt: skip
     "chin_under": Anchor("chin_under", (152,), offset=(0.0, 0.016, -0.014), tangent=(0, -1, 0)),
     "chin": Anchor("chin", (152, 175), tangent=(0.0, 0.0, 1.0)),
     "lips": Anchor("lips", (0, 17, 13), max_press_mm=8.0),
@@ -92,7 +101,9 @@ ANCHORS: dict[str, Anchor] = {
     "eye": Anchor("eye", (159,), lateral=True, max_press_mm=4.0),
     "ear": Anchor("ear", (234,), offset=(-0.012, 0.012, -0.005), lateral=True, max_press_mm=6.0),
     "forehead": Anchor("forehead", (151, 9), offset=(0.0, 0.0, 0.006), tangent=(1, 0, 0)),
-    "mouth": Anchor("mouth", (13, 14), tangent=(1.0, 0.0, 0.0), max_press_mm=10.0),
+    "mouth": Anchor(
+        "mouth", (13, 14), offset=(0.0, 0.0, -0.008), tangent=(1.0, 0.0, 0.0), max_press_mm=10.0
+    ),
 }
 """Face anchors by name."""
 
@@ -124,7 +135,7 @@ class Family:
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family("palm_on_cheek", "open", "palm", ("cheek",), weight=1.5, roll_deg=40.0),
+        Family("palm_on_cheek", "open", "palm", ("cheek_side",), weight=1.5, roll_deg=30.0),
         Family("fist_under_chin", "fist", "fist_top", ("chin_under",), roll_deg=50.0),
         Family("chin_on_hand", "cupped", "fingers", ("chin_under",), roll_deg=60.0),
         Family("fingertip_on_cheek", "point", "index_tip", ("cheek",), roll_deg=70.0),

@@ -178,13 +178,15 @@ def place_hand(
     for (rotation, translation), extra in zip(candidates, excess, strict=True):
         wrist_at = rotation @ wrist + translation
         arm = torch.nn.functional.normalize(wrist_at - anchor.point, dim=0)
-        # An arm reaches the face from below and from the front or the hand's own side.
-        above = max(0.0, float(arm[2]) + 0.25)
+        # An arm reaches the face from below and from the front or the hand's own side, not
+        # from straight in front of the face (the forearm would point at the camera).
+        above = max(0.0, float(arm[2]) + 0.35)
         behind = max(0.0, float(wrist_at[1]) - 0.02)
         across = max(0.0, sign * float(wrist_at[0]) - 0.04)  # right hand far on the left
+        forward = max(0.0, -float(arm[1]) - 0.6)
         scores.append(
             1000.0 * float(extra) + 3.0 * above + 40.0 * behind + 10.0 * across
-            + generator.uniform(0.0, 0.3)
+            + 3.0 * forward + generator.uniform(0.0, 0.3)
         )  # fmt: skip
     best = int(np.argmin(scores))
     rotation, translation = candidates[best]

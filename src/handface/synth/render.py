@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import roma
 import torch
 from jaxtyping import Float, UInt8
 from torch import Tensor
@@ -15,6 +16,7 @@ from handface.render.overlay import to_uint8
 from handface.render.rasterizer import Scene
 from handface.render.shading import shade
 from handface.synth.appearance import background_image, hand_colours, head_colours
+from handface.synth.forearm import forearm_mesh
 from handface.synth.sampler import Frame, SynthModels
 
 
@@ -44,10 +46,16 @@ def render_frame(models: SynthModels, frame: Frame) -> RenderedFrame:
                 hand_colours(hand_canonical, plan.hand_side, look),
             ]
         )
+        arm, arm_faces = forearm_mesh()
+        hand_rotation = roma.rotvec_to_rotmat(frame.hand_params.global_orient[0])
+        arm = arm @ hand_rotation.T + frame.hand_params.transl[0]
+        arm_colour = torch.tensor(look.sleeve if look.sleeve is not None else look.hand_skin)
+        colours = torch.cat([colours, arm_colour.expand(arm.shape[0], 3)])
         scene = Scene.from_meshes(
             [
                 (frame.face_vertices_deformed, models.head.faces),
                 (frame.hand_vertices, hand_model.faces),
+                (arm, arm_faces),
             ]
         )
         fragments = scene.rasterize(frame.K, size, size)
@@ -68,9 +76,9 @@ def render_frame(models: SynthModels, frame: Frame) -> RenderedFrame:
 
 
 def segmentation_from_objects(object_id: Tensor, hand_side: str) -> UInt8[np.ndarray, "H W"]:
-    """Map the rasterizer's object ids (0 head, 1 hand, -1 background) to dataset labels."""
+    """Map the rasterizer's object ids (0 head, 1 hand, 2 forearm, -1 background) to labels."""
     labels = np.zeros(tuple(object_id.shape), dtype=np.uint8)
     ids = object_id.numpy()
     labels[ids == 0] = SEGMENTATION_LABELS["head"]
-    labels[ids == 1] = SEGMENTATION_LABELS[f"{hand_side}_hand"]
+    labels[ids >= 1] = SEGMENTATION_LABELS[f"{hand_side}_hand"]  # the hand and its forearm
     return labels
