@@ -14,7 +14,7 @@ from handface.cli import entrypoint
 from handface.errors import InputError
 from handface.eval import SUMMARY_KEYS
 from handface.eval.folders import evaluate_folders
-from handface.geometry import point_mesh_distance
+from handface.geometry import signed_distance
 from handface.render.shading import vertex_normals
 
 
@@ -40,12 +40,14 @@ def _shift_hands_into_face(source, target, distance):
         face = torch.from_numpy(arrays["face_vertices_deformed"])
         (side,) = [k.split("_")[1] for k in arrays if k.endswith("_vertices") and "hand" in k]
         hand = torch.from_numpy(arrays[f"hand_{side}_vertices"])
-        nearest = point_mesh_distance(hand, face, faces)
-        closest = int(nearest.distance.argmin())
-        inward = (hand[closest] - nearest.closest_points[closest]).neg()
-        normal = vertex_normals(face, faces)[faces[nearest.face_index[closest]]].mean(0)
-        if float(inward.norm()) < 1e-4:  # touching: use the surface normal, pointing inwards
-            inward = -normal * torch.sign((normal * (face.mean(0) - hand[closest])).sum()).neg()
+        nearest = signed_distance(hand, face, faces)
+        closest = int(nearest.sdf.argmin())
+        towards_surface = nearest.closest_points[closest] - hand[closest]
+        # outside: the face is towards the closest point; inside: deeper is away from it
+        inward = towards_surface if float(nearest.sdf[closest]) > 0 else -towards_surface
+        if float(inward.norm()) < 1e-6:  # on the surface: into the head along the face normal
+            normal = vertex_normals(face, faces)[faces[nearest.face_index[closest]]].mean(0)
+            inward = normal * torch.sign((normal * (face.mean(0) - hand[closest])).sum())
         shift = torch.nn.functional.normalize(inward, dim=0) * distance
         for name in (f"hand_{side}_vertices", f"hand_{side}_keypoints3d"):
             arrays[name] = (torch.from_numpy(arrays[name]) + shift).numpy()

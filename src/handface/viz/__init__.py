@@ -1,5 +1,2 @@
-"""Pictures for people: deformation heat maps and contact sheets (overlays live in render)."""
-
-from handface.viz.deformation_maps import contact_sheet, deformation_colours, render_heatmap
-
-__all__ = ["contact_sheet", "deformation_colours", "render_heatmap"]
+"""Pictures for people: deformation heat maps and contact sheets
+(:mod:`handface.viz.deformation_maps`; image overlays live in :mod:`handface.render`)."""

@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="synthetic dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
-    parser.add_argument("--count", type=int, default=4, help="number of contact samples shown")
+    parser.add_argument(
+        "--count", type=int, default=4, help="number of samples shown (one per family)"
+    )
     args = parser.parse_args(argv)
     data = SynthDataset(args.data)
     chosen = [i for i, item in enumerate(data.items) if item["max_deformation_mm"] > 1.0][
