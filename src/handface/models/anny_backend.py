@@ -24,6 +24,7 @@ from handface.models.landmarks import (
     landmarks_68_from_478,
     load_face_landmark_embedding,
 )
+from handface.models.lbs import rigid_transform
 
 HEAD_SHAPE_LABELS = [
     "gender", "age", "muscle", "weight", "height", "proportions", "african", "asian", "caucasian",
@@ -54,16 +55,6 @@ def _rigid(rotvec: Float[Tensor, "B 3"]) -> Float[Tensor, "B 4 4"]:
     transform = torch.eye(4, dtype=rotvec.dtype, device=rotvec.device).repeat(rotvec.shape[0], 1, 1)
     transform[:, :3, :3] = roma.rotvec_to_rotmat(rotvec)
     return transform
-
-
-def _global_transform(
-    points: Float[Tensor, "B N 3"], rotvec: Tensor | None, transl: Tensor | None
-) -> Float[Tensor, "B N 3"]:
-    if rotvec is not None:
-        points = points @ roma.rotvec_to_rotmat(rotvec).transpose(-1, -2)
-    if transl is not None:
-        points = points + transl.unsqueeze(-2)
-    return points
 
 
 def _phenotype_tensor(
@@ -137,8 +128,8 @@ class AnnyHeadModel(HeadModel):
             facial_actions=expression.to(like).expand(batch, -1),
         )
         canonical = output["vertices"]
-        vertices = _global_transform(canonical, params.global_orient, params.transl)
-        joints = _global_transform(
+        vertices = rigid_transform(canonical, params.global_orient, params.transl)
+        joints = rigid_transform(
             output["bone_poses"][..., :3, 3], params.global_orient, params.transl
         )
         result = MeshOutput(
@@ -235,7 +226,7 @@ class AnnyHandModel(HandModel):
             bone_heads[:, self._keypoint_bones],
         )
         transform = functools.partial(
-            _global_transform, rotvec=params.global_orient, transl=params.transl
+            rigid_transform, rotvec=params.global_orient, transl=params.transl
         )
         return MeshOutput(
             vertices=transform(canonical),
