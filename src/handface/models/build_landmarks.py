@@ -156,19 +156,12 @@ def held_out_views() -> list[HeadView]:
 def head_view_pose(yaw_deg: float, pitch_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(global_orient (1, 3), transl (1, 3))`` placing the turned head's face centre on the
     optical axis, ``CAMERA_DISTANCE`` in front of the camera."""
-    rotation = head_view_rotation(yaw_deg, pitch_deg)
+    from handface.models.scene import head_rotation
+
+    rotation = head_rotation(yaw_deg, pitch_deg)
     centre = torch.tensor([0.0, -0.04, 0.12])  # middle of the face in the canonical frame
     transl = torch.tensor([0.0, 0.0, CAMERA_DISTANCE]) - rotation @ centre
     return roma.rotmat_to_rotvec(rotation)[None], transl[None]
-
-
-def head_view_rotation(yaw_deg: float, pitch_deg: float) -> torch.Tensor:
-    """Head-canonical to camera rotation for a head turned by yaw (about z) and pitch (about x)."""
-    from handface.models.scene import HEAD_TO_CAMERA
-
-    yaw = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, math.radians(yaw_deg)]))
-    pitch = roma.rotvec_to_rotmat(torch.tensor([math.radians(pitch_deg), 0.0, 0.0]))
-    return HEAD_TO_CAMERA @ pitch @ yaw
 
 
 @dataclass

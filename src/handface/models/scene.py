@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import roma
@@ -17,6 +18,19 @@ from handface.render.shading import vertex_normals
 HEAD_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking the head's canonical frame (z up, face towards -y) to a camera in front of
 the face (OpenCV: x right, y down, z forward)."""
+
+
+def head_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float = 0.0) -> Float[Tensor, "3 3"]:
+    """Head canonical -> camera for a head turned by yaw (about z), pitch (x) and roll (y).
+
+    Example:
+        >>> torch.equal(head_rotation(0.0, 0.0), HEAD_TO_CAMERA)
+        True
+    """
+    yaw = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, math.radians(yaw_deg)]))
+    pitch = roma.rotvec_to_rotmat(torch.tensor([math.radians(pitch_deg), 0.0, 0.0]))
+    roll = roma.rotvec_to_rotmat(torch.tensor([0.0, math.radians(roll_deg), 0.0]))
+    return HEAD_TO_CAMERA @ roll @ pitch @ yaw
 
 
 @dataclass

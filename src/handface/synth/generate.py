@@ -9,6 +9,7 @@ succeeded (:func:`handface.io.atomic_output_dir`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from handface.data.sample import SEGMENTATION_LABELS
 from handface.errors import InputError
 from handface.geometry.camera import project_points
 from handface.io.files import atomic_output_dir
@@ -34,7 +36,7 @@ from handface.synth.layout import (
     LABEL_KEYS,
     item_key,
 )
-from handface.synth.render import render_frame
+from handface.synth.render import plan_colours, render_frame
 from handface.synth.sampler import CONTACT_THRESHOLD, Frame, SynthModels, sample_frames
 
 
@@ -88,9 +90,11 @@ def frame_labels(frame: Frame) -> dict[str, np.ndarray]:
     }
 
 
-def write_frame(root: Path, key: str, frame: Frame, models: SynthModels) -> None:
+def write_frame(
+    root: Path, key: str, frame: Frame, models: SynthModels, colours: torch.Tensor | None = None
+) -> None:
     """Render ``frame`` and write its image, depth, segmentation and labels under ``root``."""
-    rendered = render_frame(models, frame)
+    rendered = render_frame(models, frame, colours)
     Image.fromarray(rendered.rgb).save(root / "images" / f"{key}.png")
     depth = np.clip(np.round(rendered.depth / DEPTH_SCALE_M), 0, 65535).astype(np.uint16)
     Image.fromarray(depth).save(root / "depth" / f"{key}.png")
@@ -104,9 +108,11 @@ def generate_item(root: Path, index: int, seed: int, frames: int, size: int) -> 
     entries = []
     with single_thread(), torch.no_grad():
         generator = np.random.default_rng([seed, index])
-        for t, frame in enumerate(sample_frames(models, generator, frames, size)):
+        realized = sample_frames(models, generator, frames, size)
+        colours = plan_colours(models, realized[0].plan)
+        for t, frame in enumerate(realized):
             key = item_key(index, t if frames > 1 else None)
-            write_frame(root, key, frame, models)
+            write_frame(root, key, frame, models, colours)
             entries.append({"key": key, "sequence": index, "frame": t, **frame.info})
     return entries
 
@@ -161,17 +167,17 @@ def generate(
             total=num, desc="synth", unit="seq" if frames > 1 else "sample", disable=not progress
         )
         entries: list[dict] = []
-        if workers == 1:
+        with contextlib.ExitStack() as stack:
             results = map(_worker, tasks)
+            if workers > 1:
+                context = multiprocessing.get_context("spawn")
+                pool = stack.enter_context(
+                    context.Pool(min(workers, num), initializer=_init_worker)
+                )
+                results = pool.imap(_worker, tasks)
             for result in results:
                 entries.extend(result)
                 bar.update(1)
-        else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, num), initializer=_init_worker) as pool:
-                for result in pool.imap(_worker, tasks):
-                    entries.extend(result)
-                    bar.update(1)
         bar.close()
         meta = {
             "format": FORMAT_NAME,
@@ -184,7 +190,7 @@ def generate(
             "hand_shape_labels": list(models.hands["right"].shape_labels),
             "depth_scale_m": DEPTH_SCALE_M,
             "contact_threshold_m": CONTACT_THRESHOLD,
-            "segmentation_labels": {"background": 0, "head": 1, "left_hand": 2, "right_hand": 3},
+            "segmentation_labels": SEGMENTATION_LABELS,
             "label_keys": LABEL_KEYS,
             "items": entries,
         }

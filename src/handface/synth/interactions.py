@@ -66,8 +66,8 @@ class Anchor:
     """A point on the face defined from MediaPipe landmarks (478 layout) of the posed head.
 
     The target is the mean of ``landmarks`` plus ``offset`` (canonical head frame, metres); the
-    anchor is the face vertex nearest to the target. ``side`` is ``"left"``/``"right"`` for
-    lateral anchors given for the subject's *right* side (mirrored for the left), else ``None``.
+    anchor is the face vertex nearest to the target. ``lateral`` anchors are given for the
+    subject's *right* side and mirrored for the left.
     """
 
     name: str

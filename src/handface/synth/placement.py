@@ -34,13 +34,9 @@ _TILT_DEG = 12.0
 class AnchorPoint:
     """A contact location on the head: point, outward normal, preferred tangent (canonical)."""
 
-    name: str
-    side: str | None
-    """``"left"``/``"right"`` (the subject's side) for lateral anchors, else ``None``."""
     point: Float[Tensor, "3"]
     normal: Float[Tensor, "3"]
     tangent: Float[Tensor, "3"]
-    vertex: int
 
 
 @dataclass
@@ -49,8 +45,6 @@ class HandPlacement:
 
     rotation: Float[Tensor, "3 3"]
     translation: Float[Tensor, "3"]
-    contact_point: Float[Tensor, "3"]
-    """The hand's contact point in the head frame (before any push-out)."""
     excess_penetration: float
     """How much deeper than the press any sampled hand vertex goes into the head (metres)."""
 
@@ -58,9 +52,7 @@ class HandPlacement:
         return points @ self.rotation.T + self.translation
 
     def shifted(self, offset: Float[Tensor, "3"]) -> HandPlacement:
-        return HandPlacement(
-            self.rotation, self.translation + offset, self.contact_point, self.excess_penetration
-        )
+        return HandPlacement(self.rotation, self.translation + offset, self.excess_penetration)
 
 
 def outward_normals(
@@ -102,9 +94,7 @@ def locate_anchor(
     near = ((vertices - point).norm(dim=1) < _NORMAL_RADIUS) & allowed
     normal = torch.nn.functional.normalize(normals[near].mean(0), dim=0)
     tangent = torch.nn.functional.normalize(tangent - (tangent @ normal) * normal, dim=0)
-    return AnchorPoint(
-        anchor.name, side if anchor.lateral else None, point, normal, tangent, vertex
-    )
+    return AnchorPoint(point, normal, tangent)
 
 
 def contact_point(
@@ -154,7 +144,6 @@ def place_hand(
     hand_point = contact_point(hand_vertices, eligible, direction)
     hand_frame = _frame(direction, forward)
     probe = hand_vertices[::6]
-    wrist = torch.zeros(3, dtype=hand_vertices.dtype)
 
     candidates = []
     for _ in range(_ROLL_CANDIDATES):
@@ -175,8 +164,7 @@ def place_hand(
     depth = (-sdf).clamp(min=0).reshape(len(candidates), -1).amax(dim=1)
     excess = (depth - press).clamp(min=0)
     scores = []
-    for (rotation, translation), extra in zip(candidates, excess, strict=True):
-        wrist_at = rotation @ wrist + translation
+    for (_, wrist_at), extra in zip(candidates, excess, strict=True):  # the wrist is the origin
         arm = torch.nn.functional.normalize(wrist_at - anchor.point, dim=0)
         # An arm reaches the face from below and from the front or the hand's own side, not
         # from straight in front of the face (the forearm would point at the camera).
@@ -193,7 +181,6 @@ def place_hand(
     return HandPlacement(
         rotation=rotation,
         translation=translation,
-        contact_point=rotation @ hand_point + translation,
         excess_penetration=float(excess[best]),
     )
 

@@ -17,7 +17,10 @@ from handface.render.rasterizer import Scene
 from handface.render.shading import shade
 from handface.synth.appearance import background_image, hand_colours, head_colours
 from handface.synth.forearm import forearm_mesh
-from handface.synth.sampler import Frame, SynthModels
+from handface.synth.sampler import Frame, InteractionPlan, SynthModels, canonical_hand
+
+_ARM = forearm_mesh()
+"""The forearm tube in the hand's canonical frame (the same for every hand)."""
 
 
 @dataclass
@@ -29,32 +32,43 @@ class RenderedFrame:
     """Labels of :data:`handface.data.sample.SEGMENTATION_LABELS`."""
 
 
-def render_frame(models: SynthModels, frame: Frame) -> RenderedFrame:
-    """Render the deformed head and the hand of ``frame`` with the plan's look."""
-    plan, look, size = frame.plan, frame.plan.look, frame.image_size
+def plan_colours(models: SynthModels, plan: InteractionPlan) -> Float[Tensor, "V 3"]:
+    """Albedo of the head, the hand and the forearm (in that order) for ``plan``'s look.
+
+    It depends on the plan only (shape, hand pose, look), so a sequence computes it once.
+    """
     with torch.no_grad():
         neutral = models.head(HeadParams(shape=plan.head_shape[None])).vertices[0]
-        hand_model = models.hands[plan.hand_side]
-        hand_canonical = hand_model(
-            frame.hand_params.__class__(
-                articulation=frame.hand_params.articulation, shape=frame.hand_params.shape
-            )
-        ).vertices[0]
-        colours = torch.cat(
-            [
-                head_colours(models.head, models.regions, neutral, look),
-                hand_colours(hand_canonical, plan.hand_side, look),
-            ]
-        )
-        arm, arm_faces = forearm_mesh()
+        hand = canonical_hand(models, plan.hand_side, plan.hand_angles, plan.hand_shape)
+    look = plan.look
+    arm_colour = torch.tensor(look.sleeve if look.sleeve is not None else look.hand_skin)
+    return torch.cat(
+        [
+            head_colours(models.head, models.regions, neutral, look),
+            hand_colours(hand.vertices[0], plan.hand_side, look),
+            arm_colour.expand(_ARM[0].shape[0], 3),
+        ]
+    )
+
+
+def render_frame(
+    models: SynthModels, frame: Frame, colours: Float[Tensor, "V 3"] | None = None
+) -> RenderedFrame:
+    """Render the deformed head, the hand and its forearm of ``frame`` with the plan's look.
+
+    ``colours``: :func:`plan_colours` of the frame's plan, when the caller already has them.
+    """
+    plan, look, size = frame.plan, frame.plan.look, frame.image_size
+    if colours is None:
+        colours = plan_colours(models, plan)
+    with torch.no_grad():
+        arm, arm_faces = _ARM
         hand_rotation = roma.rotvec_to_rotmat(frame.hand_params.global_orient[0])
         arm = arm @ hand_rotation.T + frame.hand_params.transl[0]
-        arm_colour = torch.tensor(look.sleeve if look.sleeve is not None else look.hand_skin)
-        colours = torch.cat([colours, arm_colour.expand(arm.shape[0], 3)])
         scene = Scene.from_meshes(
             [
                 (frame.face_vertices_deformed, models.head.faces),
-                (frame.hand_vertices, hand_model.faces),
+                (frame.hand_vertices, models.hands[plan.hand_side].faces),
                 (arm, arm_faces),
             ]
         )

@@ -26,11 +26,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from handface.geometry.camera import intrinsics_from_fov, project_points
+from handface.geometry.camera import intrinsics_from_fov
 from handface.geometry.distance import point_mesh_distance, signed_distance
 from handface.models.base import HandParams, HeadParams
-from handface.models.landmarks import landmarks_68_from_478
-from handface.models.scene import HEAD_TO_CAMERA
+from handface.models.scene import head_rotation
 from handface.synth.appearance import RenderLook, sample_look
 from handface.synth.interactions import (
     ANCHORS,
@@ -98,12 +97,13 @@ _FRAMED_REGIONS = ("face_skin", "lips", "nose", "eyes", "ears")
 _MAX_ATTEMPTS = 12
 _MAX_EXCESS_PENETRATION = 0.006
 MAX_HAND_UNDER_SKIN = 0.0045
-"""Samples whose hand ends up deeper than this (metres) under the deformed skin are redrawn.
+"""Samples whose hand ends up deeper than this (metres) under the deformed skin are fixed.
 
 The solver keeps the head's vertices out of the hand, but a knuckle or fingertip can still pass
 between them where the mesh is coarse (under the jaw: 2 cm triangles), and a deep cheek press
 brings the hand behind the mouth's lining (which the skin does not push). Such a sample would
-be ground truth that the benchmark counts as a collision (> 5 mm), so it is replaced."""
+be ground truth that the benchmark counts as a collision (> 5 mm), so :func:`sample_frames`
+backs the hand out (or redraws the plan)."""
 
 
 @dataclass
@@ -194,14 +194,6 @@ class Frame:
     info: dict
     physics_seconds: float = 0.0
     """Wall time of the soft-tissue solve (kept out of ``info`` so labels stay deterministic)."""
-
-
-def head_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> Float[Tensor, "3 3"]:
-    """Head canonical -> camera for a head turned by yaw (about z), pitch (x) and roll (y)."""
-    yaw = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, math.radians(yaw_deg)]))
-    pitch = roma.rotvec_to_rotmat(torch.tensor([math.radians(pitch_deg), 0.0, 0.0]))
-    roll = roma.rotvec_to_rotmat(torch.tensor([0.0, math.radians(roll_deg), 0.0]))
-    return HEAD_TO_CAMERA @ roll @ pitch @ yaw
 
 
 def _choose(generator: np.random.Generator, weights: dict[str, float]) -> str:
@@ -414,7 +406,11 @@ def realize_frame(
     head = canonical_head(models, plan.head_shape, plan.expressions[index])
     hand = canonical_hand(models, plan.hand_side, plan.hand_angles, plan.hand_shape)
     canonical = head.vertices[0]
-    hand_in_head = plan.placement.apply(hand.vertices[0]) + plan.approach[index]
+
+    def hand_to_head(points: Tensor) -> Tensor:
+        return plan.placement.apply(points) + plan.approach[index]
+
+    hand_in_head = hand_to_head(hand.vertices[0])
     start = time.perf_counter()
     result = deform(
         canonical, head_faces, models.regions.stiffness, Collider(hand_in_head, hand_model.faces),
@@ -428,8 +424,7 @@ def realize_frame(
     face_cam = canonical @ rotation.T + translation
     deformed_cam = (canonical + deformation) @ rotation.T + translation
     hand_cam = hand_in_head @ rotation.T + translation
-    keypoints_cam = (plan.placement.apply(hand.keypoints[0]) + plan.approach[index]) @ rotation.T
-    keypoints_cam = keypoints_cam + translation
+    keypoints_cam = hand_to_head(hand.keypoints[0]) @ rotation.T + translation
     landmarks = models.head.landmark_embedding.apply(deformed_cam, head_faces)
 
     face_distance = point_mesh_distance(deformed_cam, hand_cam, hand_model.faces).distance
@@ -514,11 +509,3 @@ def sample_frames(
             plan.placement = plan.placement.shifted(plan.contact_normal * back)
             plan.press -= back
     raise RuntimeError("no plausible sample found; this is a bug in the sampler")
-
-
-def face_keypoints_68(frame: Frame) -> Float[Tensor, "68 3"]:
-    return landmarks_68_from_478(frame.face_landmarks)
-
-
-def project(frame: Frame, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N 2"]:
-    return project_points(points, frame.K)
