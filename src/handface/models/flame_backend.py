@@ -109,6 +109,35 @@ def check_layout(arrays: dict[str, np.ndarray], path: Path, num_joints: int | No
             raise ModelFileError(f"{path}: {key} must be {wanted}, got {actual}")
 
 
+def register_array(
+    module: torch.nn.Module, name: str, value: np.ndarray, dtype: torch.dtype
+) -> None:
+    """Register ``value`` as a buffer of ``module`` (contiguous, in ``dtype``)."""
+    module.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=dtype))
+
+
+def load_skinned_model(
+    module: torch.nn.Module,
+    path: Path,
+    dtype: torch.dtype,
+    what: str,
+    optional: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
+    """Read an SMPL-family file into ``module``: the checked arrays, ``module.parents`` and the
+    buffers every such model skins with (``template_vertices``, ``faces``, ``posedirs``,
+    ``joint_regressor``, ``weights``). Returns the arrays for the model-specific parts."""
+    keys = ["v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table"]
+    arrays = load_model_arrays(path, keys, optional=optional, what=what)
+    check_layout(arrays, path)
+    module.parents = parents_from_kintree(arrays["kintree_table"], path)
+    register_array(module, "template_vertices", arrays["v_template"], dtype)
+    register_array(module, "faces", arrays["f"].astype(np.int64), torch.int64)
+    register_array(module, "posedirs", arrays["posedirs"], dtype)
+    register_array(module, "joint_regressor", arrays["J_regressor"], dtype)
+    register_array(module, "weights", arrays["weights"], dtype)
+    return arrays
+
+
 def load_flame_landmark_embedding(path: str | Path) -> BarycentricEmbedding:
     """The 68-point (iBUG) landmark embedding on FLAME from a user's file.
 
@@ -159,10 +188,7 @@ class FlameHeadModel(HeadModel):
         super().__init__()
         path = Path(path)
         self.path = path
-        keys = ["v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights"]
-        arrays = load_model_arrays(path, [*keys, "kintree_table"], what="FLAME model file")
-        check_layout(arrays, path)
-        self.parents = parents_from_kintree(arrays["kintree_table"], path)
+        arrays = load_skinned_model(self, path, dtype, what="FLAME model file")
         shapedirs = arrays["shapedirs"]
         total = shapedirs.shape[-1]
         if not 0 < num_shape_components <= total:
@@ -179,17 +205,8 @@ class FlameHeadModel(HeadModel):
             if num_joints == len(FLAME_JOINT_LABELS)
             else [f"joint{i}" for i in range(num_joints)]
         )
-
-        def buffer(name: str, value: np.ndarray, kind: torch.dtype = dtype) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=kind))
-
-        buffer("template_vertices", arrays["v_template"])
-        buffer("faces", arrays["f"].astype(np.int64), torch.int64)
-        buffer("shapedirs", shapedirs[..., : self.num_shape])
-        buffer("exprdirs", shapedirs[..., self.num_shape :])
-        buffer("posedirs", arrays["posedirs"])
-        buffer("joint_regressor", arrays["J_regressor"])
-        buffer("weights", arrays["weights"])
+        register_array(self, "shapedirs", shapedirs[..., : self.num_shape], dtype)
+        register_array(self, "exprdirs", shapedirs[..., self.num_shape :], dtype)
         if isinstance(landmark_embedding, str | Path):
             landmark_embedding = load_flame_landmark_embedding(landmark_embedding)
         if landmark_embedding is not None and int(landmark_embedding.face_index.max()) >= len(

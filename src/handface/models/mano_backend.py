@@ -33,7 +33,7 @@ from torch import Tensor
 
 from handface.errors import ModelFileError
 from handface.models.base import HandModel, HandParams, HandSide, MeshOutput
-from handface.models.flame_backend import check_layout, load_model_arrays, parents_from_kintree
+from handface.models.flame_backend import load_skinned_model, register_array
 from handface.models.lbs import blend_shapes, rigid_transform, skin
 
 MANO_JOINT_LABELS = [
@@ -83,15 +83,9 @@ class ManoHandModel(HandModel):
             raise ModelFileError(f"{path} looks like the {other.lower()} MANO model; side={side!r}")
         self.path = path
         self.side = side
-        keys = ["v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights"]
-        arrays = load_model_arrays(
-            path,
-            [*keys, "kintree_table"],
-            optional=["hands_components", "hands_mean"],
-            what="MANO model file",
+        arrays = load_skinned_model(
+            self, path, dtype, what="MANO model file", optional=["hands_components", "hands_mean"]
         )
-        check_layout(arrays, path)
-        self.parents = parents_from_kintree(arrays["kintree_table"], path)
         num_joints = len(self.parents)
         if num_joints != len(MANO_JOINT_LABELS):
             raise ModelFileError(f"{path}: MANO has 16 joints, this file has {num_joints}")
@@ -101,22 +95,14 @@ class ManoHandModel(HandModel):
         self.joint_labels = list(MANO_JOINT_LABELS)
         self.pose_bone_labels = self.joint_labels[1:]
         self.shape_labels = [f"beta{i}" for i in range(arrays["shapedirs"].shape[-1])]
-
-        def buffer(name: str, value: np.ndarray, kind: torch.dtype = dtype) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(value), dtype=kind))
-
-        buffer("template_vertices", arrays["v_template"])
-        buffer("faces", arrays["f"].astype(np.int64), torch.int64)
-        buffer("shapedirs", arrays["shapedirs"])
-        buffer("posedirs", arrays["posedirs"])
-        buffer("joint_regressor", arrays["J_regressor"])
-        buffer("weights", arrays["weights"])
-        buffer("tip_vertices", np.asarray(tip_vertices, dtype=np.int64), torch.int64)
+        register_array(self, "shapedirs", arrays["shapedirs"], dtype)
+        register_array(self, "tip_vertices", np.asarray(tip_vertices, np.int64), torch.int64)
         self.has_pca = "hands_components" in arrays and "hands_mean" in arrays
         if self.has_pca:
-            components = arrays["hands_components"].reshape(-1, 45)
-            buffer("hands_components", components)
-            buffer("hands_mean", arrays["hands_mean"].reshape(45))
+            register_array(
+                self, "hands_components", arrays["hands_components"].reshape(-1, 45), dtype
+            )
+            register_array(self, "hands_mean", arrays["hands_mean"].reshape(45), dtype)
 
     @property
     def dtype(self) -> torch.dtype:
