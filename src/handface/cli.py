@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -48,6 +48,64 @@ class Bench:
                     if isinstance(value, float)
                     else f"{key:<{width}}  {value}"
                 )
+
+
+@dataclass
+class Reconstruct:
+    """Capture photos of hands touching faces: face and hand meshes, contact, deformation.
+
+    Each image gets a folder OUT/<image name>/ with result.json (contact per hand, face
+    regions touched, penetration, timings, warnings), face.ply (deformed, contact as colour),
+    hand_left.ply / hand_right.ply, params.npz and overlay.png (meshes over the photo with a
+    contact heat map). Videos give one frame (the middle one); `handface track` is for videos.
+    """
+
+    images: tyro.conf.Positional[tuple[Path, ...]]
+    """Image files (JPEG, PNG, ...; RGB, RGBA, grayscale, EXIF-rotated, any size)."""
+    out: Path
+    """Output folder; one sub-folder per image."""
+    mode: Literal["full", "separate"] = "full"
+    """full: joint interaction refinement (depth order, contact, collision) and deformation;
+    separate: independent head and hand fits only (the baseline)."""
+    focal: float | None = None
+    """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
+    depth: Path | None = None
+    """Aligned depth map for RGB-D input (one image only): .npy in metres or a 16-bit PNG."""
+    depth_scale: float = 0.001
+    """Metres per unit of a 16-bit PNG depth map (0.001: millimetres)."""
+    overwrite: bool = False
+    """Replace existing result folders."""
+
+    def main(self) -> None:
+        from tqdm import tqdm
+
+        from handface.fit.batch import reconstruct_files
+        from handface.fit.single_image import ReconstructConfig
+
+        def report(outcome) -> None:
+            if outcome.error is not None:
+                tqdm.write(f"handface: error: {outcome.error}", file=sys.stderr)
+            else:
+                seconds = f"{outcome.seconds:.2f} s"
+                tqdm.write(f"{outcome.source}: {outcome.summary} ({seconds}) -> {outcome.folder}")
+
+        result = reconstruct_files(
+            self.images,
+            self.out,
+            config=ReconstructConfig(mode=self.mode, focal=self.focal),
+            overwrite=self.overwrite,
+            depth=self.depth,
+            depth_scale=self.depth_scale,
+            report=report,
+        )
+        if result.failed:
+            done = len(result.outcomes) - len(result.failed)
+            print(
+                f"handface: {len(result.failed)} of {len(result.outcomes)} images failed "
+                f"({done} written to {self.out})",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
 
 
 @dataclass
@@ -184,7 +242,8 @@ class Pca:
 
 
 Command = (
-    Annotated[Synth, tyro.conf.subcommand("synth")]
+    Annotated[Reconstruct, tyro.conf.subcommand("reconstruct")]
+    | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]
     | Annotated[Bench, tyro.conf.subcommand("bench")]

@@ -11,6 +11,12 @@ FLAME and MANO (files the user obtains) sit behind the same interface: ``FlameHe
 
 from handface.models.anny_backend import AnnyHandModel, AnnyHeadModel
 from handface.models.base import HandModel, HandParams, HeadModel, HeadParams, MeshOutput
+from handface.models.face_areas import (
+    FACE_AREA_NAMES,
+    FaceAreas,
+    load_face_areas,
+    touched_areas,
+)
 from handface.models.flame_backend import FlameHeadModel, load_flame_landmark_embedding
 from handface.models.landmarks import (
     HAND_KEYPOINT_NAMES,
@@ -24,6 +30,8 @@ __all__ = [
     "AnnyHandModel",
     "AnnyHeadModel",
     "BarycentricEmbedding",
+    "FACE_AREA_NAMES",
+    "FaceAreas",
     "FlameHeadModel",
     "HAND_KEYPOINT_NAMES",
     "HandModel",
@@ -35,5 +43,7 @@ __all__ = [
     "ManoHandModel",
     "MeshOutput",
     "landmarks_68_from_478",
+    "load_face_areas",
     "load_flame_landmark_embedding",
+    "touched_areas",
 ]

@@ -1,0 +1,432 @@
+"""Single-image capture: detection -> head and hand fits -> interaction -> deformation -> Capture.
+
+The optimization route of the field (Decaf's test-time fitting, the avatar paper's tracking
+terms), on the embedded Anny models and a CPU. Stages and their losses are documented in
+:mod:`~handface.fit.head_fit`, :mod:`~handface.fit.hand_fit`, :mod:`~handface.fit.interaction`;
+the deformation is the soft-tissue solver (:func:`handface.physics.deform`) resolving what the
+fitted hands press into the face. ``mode="separate"`` stops after the separate head and hand
+fits (no interaction terms, no deformation): the baseline the interaction terms are measured
+against.
+
+Example:
+    >>> from handface.fit import Reconstructor                            # doctest: +SKIP
+    >>> capture = Reconstructor()("photo.jpg")                            # doctest: +SKIP
+    >>> capture.touched_regions                                           # doctest: +SKIP
+    ['left cheek']
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from jaxtyping import Float, UInt8
+from torch import Tensor
+
+from handface.capture import Capture, CapturedFace, CapturedHand
+from handface.errors import InputError
+from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
+from handface.fit.evidence import hand_face_evidence, hand_mask
+from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
+from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, landmark_weights
+from handface.fit.interaction import InteractionConfig, refine_interaction
+from handface.geometry.camera import project_points
+from handface.geometry.distance import point_mesh_distance, signed_distance
+from handface.models.face_areas import touched_areas
+from handface.models.landmarks import landmarks_68_from_478
+from handface.render.rasterizer import rasterize
+
+CONTACT_DISTANCE = 0.005
+"""A vertex is in contact within this distance (metres) of the other surface (DESIGN.md)."""
+CONTACT_SOFTNESS = 0.001
+"""Width (metres) of the logistic that turns distance into contact probability."""
+
+
+@dataclass
+class ReconstructConfig:
+    """Settings of single-image capture."""
+
+    mode: Literal["full", "separate"] = "full"
+    """``full``: interaction refinement and deformation; ``separate``: independent head and
+    hand fits only (the baseline)."""
+    focal: float | None = None
+    """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
+    default_focal_35mm: float = DEFAULT_FOCAL_35MM
+    """35 mm-equivalent focal length used when the photo has no EXIF focal length."""
+    head: HeadFitConfig = field(default_factory=HeadFitConfig)
+    hand: HandFitConfig = field(default_factory=HandFitConfig)
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
+
+
+def contact_probability(distance: Tensor) -> Tensor:
+    """Per-vertex contact probability from the distance to the other surface (0.5 at 5 mm).
+
+    Example:
+        >>> contact_probability(torch.tensor([0.0, 0.005, 0.02])).round(decimals=3)
+        tensor([0.9930, 0.5000, 0.0000])
+    """
+    return torch.sigmoid((CONTACT_DISTANCE - distance) / CONTACT_SOFTNESS)
+
+
+def _render_depth(vertices: Tensor, faces: Tensor, K: Tensor, size: tuple[int, int]) -> Tensor:
+    height, width = size
+    with torch.no_grad():
+        return rasterize(vertices.float(), faces, K.float(), height, width).zbuf
+
+
+def _near_faces(vertices: Tensor, faces: Tensor, points: Tensor, reach: float) -> Tensor:
+    low, high = points.min(0).values - reach, points.max(0).values + reach
+    centroids = vertices[faces].mean(dim=1)
+    return faces[((centroids >= low) & (centroids <= high)).all(dim=1)]
+
+
+class Reconstructor:
+    """Loads the models and the detector once; call it on images.
+
+    Args:
+        config: fitting settings (:class:`ReconstructConfig`).
+        head_model, hand_models, detector: injected for tests; built on first use otherwise.
+    """
+
+    def __init__(
+        self,
+        config: ReconstructConfig | None = None,
+        *,
+        head_model=None,
+        hand_models=None,
+        detector=None,
+    ) -> None:
+        self.config = config or ReconstructConfig()
+        self._head = head_model
+        self._hands = hand_models
+        self._detector = detector
+        self._regions = None
+
+    # -- lazily built components ------------------------------------------------------------
+    @property
+    def head_model(self):
+        if self._head is None:
+            from handface.models.anny_backend import AnnyHeadModel
+
+            self._head = AnnyHeadModel()
+        return self._head
+
+    def hand_model(self, side: str):
+        if self._hands is None:
+            self._hands = {}
+        if side not in self._hands:
+            from handface.models.anny_backend import AnnyHandModel
+
+            self._hands[side] = AnnyHandModel(side)
+        return self._hands[side]
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from handface.detect.mediapipe_detector import MediaPipeDetector
+
+            self._detector = MediaPipeDetector()
+        return self._detector
+
+    @property
+    def regions(self):
+        if self._regions is None:
+            from handface.models.regions import load_face_regions
+
+            self._regions = load_face_regions()
+        return self._regions
+
+    # -- the pipeline -------------------------------------------------------------------------
+    def __call__(
+        self,
+        image: str | os.PathLike | UInt8[np.ndarray, "H W 3"],
+        *,
+        K: Float[Tensor, "3 3"] | None = None,
+        depth: Float[np.ndarray, "H W"] | None = None,
+    ) -> Capture:
+        """Capture one image (a path, or an RGB uint8 array).
+
+        Args:
+            K: known intrinsics (overrides the camera rules of :mod:`handface.fit.camera`).
+            depth: an aligned metric depth map (RGB-D input; 0 = missing).
+        """
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        source = None
+        focal_35mm = None
+        if isinstance(image, np.ndarray):
+            rgb = image
+        else:
+            from handface.detect.images import load_image
+
+            loaded = load_image(image)
+            rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
+            warnings.extend(loaded.warnings)
+        height, width = rgb.shape[:2]
+        timings["load_s"] = time.perf_counter() - start
+        if depth is not None and depth.shape[:2] != (height, width):
+            raise InputError(
+                f"depth map is {depth.shape[1]}x{depth.shape[0]} but the image is "
+                f"{width}x{height}; give a depth map aligned with the image"
+            )
+        camera = self._camera(width, height, K, focal_35mm)
+
+        tick = time.perf_counter()
+        detections = self.detector(rgb)
+        timings["detect_s"] = time.perf_counter() - tick
+        name = source or "the image"
+        if not detections.faces and not detections.hands:
+            raise InputError(f"no face or hand found in {name}; nothing to reconstruct")
+        if not detections.faces:
+            warnings.append("no face found: only the hands are reconstructed")
+        if not detections.hands:
+            warnings.append("no hand found: only the face is reconstructed")
+
+        masks = [
+            hand_mask(h.keypoints, (height, width), detections.person_mask)
+            for h in detections.hands
+        ]
+        tick = time.perf_counter()
+        head_fit, weights = None, None
+        if detections.faces:
+            face = detections.faces[0]
+            weights = landmark_weights(face.landmarks, masks, self.config.head)
+            head_fit = fit_head(
+                self.head_model,
+                face.landmarks,
+                face.depth,
+                camera.K,
+                weights=weights,
+                config=self.config.head,
+            )
+        timings["fit_head_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        hand_fits = [
+            fit_hand(
+                self.hand_model(h.side), h.keypoints, h.depth, camera.K, config=self.config.hand
+            )
+            for h in detections.hands
+        ]
+        timings["fit_hands_s"] = time.perf_counter() - tick
+
+        interaction_contact: dict[str, bool] = {}
+        capture_gaps: dict[str, float] = {}
+        tick = time.perf_counter()
+        faces = self.head_model.faces
+        if self.config.mode == "full" and head_fit is not None and hand_fits:
+            head_depth = _render_depth(head_fit.vertices, faces, camera.K, (height, width))
+            silhouette = torch.isfinite(head_depth).numpy()
+            evidence = [hand_face_evidence(mask, silhouette) for mask in masks]
+            result = refine_interaction(
+                head_fit,
+                hand_fits,
+                head_faces=faces,
+                K=camera.K,
+                face_landmarks2d=detections.faces[0].landmarks,
+                landmark_weights=weights,
+                hand_keypoints2d=[h.keypoints for h in detections.hands],
+                head_depth=head_depth,
+                evidence=evidence,
+                observed_depth=None if depth is None else torch.as_tensor(depth),
+                config=self.config.interaction,
+            )
+            head_fit, hand_fits = result.head, result.hands
+            interaction_contact = result.contact
+            capture_gaps = result.gaps_mm
+        timings["interaction_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        capture = self._assemble(head_fit, hand_fits, detections, camera, (width, height), warnings)
+        timings["deform_s"] = time.perf_counter() - tick
+        timings["total_s"] = time.perf_counter() - start
+        capture.timings = {k: round(v, 4) for k, v in timings.items()}
+        capture.source = source
+        capture.image = rgb
+        capture.extras["interaction_contact"] = interaction_contact
+        capture.extras["detections"] = detections
+        capture.extras["gaps"] = capture_gaps
+        return capture
+
+    def _camera(
+        self, width: int, height: int, K: Tensor | None, focal_35mm: float | None
+    ) -> CameraEstimate:
+        if K is not None:
+            return CameraEstimate(torch.as_tensor(K, dtype=torch.float64), "given")
+        return camera_for_image(
+            width,
+            height,
+            focal_px=self.config.focal,
+            exif_focal_35mm=focal_35mm,
+            default_focal_35mm=self.config.default_focal_35mm,
+        )
+
+    def _assemble(
+        self,
+        head_fit: HeadFit | None,
+        hand_fits: list[HandFit],
+        detections,
+        camera: CameraEstimate,
+        image_size: tuple[int, int],
+        warnings: list[str],
+    ) -> Capture:
+        K = camera.K
+        faces = self.head_model.faces
+        penetration: dict[str, float] = {}
+        face_out = None
+        deformed = None
+        if head_fit is not None:
+            undeformed = head_fit.vertices
+            D_cam = torch.zeros_like(undeformed)
+            if self.config.mode == "full" and hand_fits:
+                D_cam, before = self._deform(undeformed, hand_fits)
+                penetration["max_before_mm"] = round(1000.0 * before, 3)
+            deformed = undeformed + D_cam
+            penetration["max_deformation_mm"] = round(1000.0 * float(D_cam.norm(dim=-1).max()), 3)
+
+        hands_out: dict[str, CapturedHand] = {}
+        face_distance = None
+        depths = []
+        for fit, detection in zip(hand_fits, detections.hands, strict=True):
+            model = self.hand_model(fit.side)
+            hand_contact = torch.zeros(fit.vertices.shape[0])
+            min_distance = float("inf")
+            if deformed is not None:
+                sdf = self._hand_sdf(fit.vertices, deformed, faces)
+                depths.append(torch.clamp(-sdf, min=0.0))
+                min_distance = float(sdf.min())
+                hand_contact = contact_probability(sdf.abs())
+                distance = self._face_to_hand(deformed, fit.vertices, model.faces)
+                face_distance = (
+                    distance if face_distance is None else torch.minimum(face_distance, distance)
+                )
+            hands_out[fit.side] = CapturedHand(
+                side=fit.side,
+                params={
+                    "global_orient": fit.params.global_orient[0].numpy(),
+                    "transl": fit.params.transl[0].numpy(),
+                    "articulation": fit.params.articulation[0].numpy(),
+                    "shape": np.full(len(model.shape_labels), 0.5, np.float32),
+                },
+                vertices=fit.vertices.numpy(),
+                faces=model.faces.numpy(),
+                contact=hand_contact.numpy(),
+                keypoints3d=fit.keypoints.numpy(),
+                keypoints2d=project_points(fit.keypoints.double(), K).float().numpy(),
+                detected_keypoints2d=detection.keypoints.astype(np.float32),
+                detection_score=float(detection.score),
+                touching=bool(min_distance <= CONTACT_DISTANCE),
+                min_distance_mm=round(1000.0 * min_distance, 3),
+            )
+        if depths:
+            all_depths = torch.cat(depths)
+            all_depths = torch.where(all_depths >= 0.05, torch.zeros_like(all_depths), all_depths)
+            penetration["max_after_mm"] = round(1000.0 * float(all_depths.max()), 3)
+            penetration["collision_distance_mm"] = round(
+                1000.0 * float(all_depths.sum() / all_depths.numel()), 4
+            )
+
+        touched: list[str] = []
+        if head_fit is not None:
+            face_contact = (
+                torch.zeros(deformed.shape[0])
+                if face_distance is None
+                else contact_probability(face_distance)
+            )
+            rotation = head_fit.rotation
+            D = (deformed - head_fit.vertices) @ rotation
+            with torch.no_grad():
+                landmarks = self.head_model.landmark_embedding.apply(deformed[None], faces)
+                landmarks68 = landmarks_68_from_478(landmarks)[0]
+                landmarks = landmarks[0]
+            face_out = CapturedFace(
+                params={
+                    "global_orient": head_fit.params.global_orient[0].numpy(),
+                    "transl": head_fit.params.transl[0].numpy(),
+                    "expression": head_fit.params.expression[0].numpy(),
+                    "shape": head_fit.params.shape[0].numpy(),
+                },
+                vertices=head_fit.vertices.numpy(),
+                vertices_deformed=deformed.numpy(),
+                faces=faces.numpy(),
+                deformation=D.numpy(),
+                rotation=rotation.numpy(),
+                contact=face_contact.numpy(),
+                landmarks3d=landmarks.numpy(),
+                landmarks2d=project_points(landmarks.double(), K).float().numpy(),
+                keypoints68_3d=landmarks68.numpy(),
+                keypoints68_2d=project_points(landmarks68.double(), K).float().numpy(),
+                detected_landmarks2d=detections.faces[0].landmarks.astype(np.float32),
+            )
+            touched = touched_areas(face_contact.numpy())
+        return Capture(
+            image_size=image_size,
+            K=K.numpy(),
+            camera_source=camera.source,
+            face=face_out,
+            hands=hands_out,
+            touched_regions=touched,
+            penetration=penetration,
+            warnings=warnings,
+            mode=self.config.mode,
+        )
+
+    def _hand_sdf(self, hand_vertices: Tensor, head_vertices: Tensor, faces: Tensor) -> Tensor:
+        """Signed distance of hand vertices to the head (negative inside), 1 m where far."""
+        near = _near_faces(head_vertices, faces, hand_vertices, 0.05)
+        if near.shape[0] == 0:
+            return torch.ones(hand_vertices.shape[0])
+        # The winding number needs the whole (closed-ish) head; distances only the near part.
+        sdf = signed_distance(hand_vertices.double(), head_vertices.double(), faces).sdf
+        return sdf.float()
+
+    def _face_to_hand(
+        self, face_vertices: Tensor, hand_vertices: Tensor, hand_faces: Tensor
+    ) -> Tensor:
+        """Distance of every face vertex to the hand surface (1 m where far)."""
+        distance = torch.ones(face_vertices.shape[0])
+        low = hand_vertices.min(0).values - 0.02
+        high = hand_vertices.max(0).values + 0.02
+        near = ((face_vertices >= low) & (face_vertices <= high)).all(dim=1)
+        if near.any():
+            distance[near] = point_mesh_distance(
+                face_vertices[near].double(), hand_vertices.double(), hand_faces
+            ).distance.float()
+        return distance
+
+    def _deform(self, head_vertices: Tensor, hand_fits: list[HandFit]) -> tuple[Tensor, float]:
+        """Physics deformation of the head by the fitted hands; also the deepest penetration."""
+        from handface.physics import Collider, deform
+
+        faces = self.head_model.faces
+        before = 0.0
+        colliders = []
+        for fit in hand_fits:
+            sdf = self._hand_sdf(fit.vertices, head_vertices, faces)
+            depth = float((-sdf).clamp_min(0.0).max())
+            before = max(before, depth if depth < 0.05 else 0.0)
+            if float(sdf.min()) < 0.0:
+                colliders.append(Collider(fit.vertices, self.hand_model(fit.side).faces))
+        if not colliders:
+            return torch.zeros_like(head_vertices), before
+        result = deform(
+            head_vertices,
+            faces,
+            self.regions.stiffness,
+            colliders,
+            contact_mask=self.regions.outer_surface,
+        )
+        return result.displacement.to(head_vertices.dtype), before
+
+
+def reconstruct(
+    image: str | os.PathLike | np.ndarray | Path, config: ReconstructConfig | None = None
+) -> Capture:
+    """Capture one image with a fresh :class:`Reconstructor` (use one for many images)."""
+    return Reconstructor(config)(image)
