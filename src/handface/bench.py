@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from handface.models.scene import ContactScene, hand_on_cheek_scene
 
@@ -125,15 +126,26 @@ def bench_render() -> dict[str, float]:
 BENCHMARKS["render"] = bench_render
 
 
-def run(name: str) -> dict[str, float]:
-    """Run the benchmark ``name`` and return its figures."""
+def run(name: str, **options) -> dict[str, float]:
+    """Run the benchmark ``name`` and return its figures.
+
+    ``options`` (``num``, ``seed``, ``data``, ``out``) are passed to benchmarks that take them.
+    """
+    import inspect
+
     from handface.errors import InputError
 
     if name not in BENCHMARKS:
         raise InputError(
             f"unknown benchmark {name!r}; choose one of: {', '.join(sorted(BENCHMARKS))}"
         )
-    return BENCHMARKS[name]()
+    function = BENCHMARKS[name]
+    accepted = inspect.signature(function).parameters
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        flags = ", ".join(f"--{key}" for key in unknown)
+        raise InputError(f"bench {name} does not take {flags}")
+    return function(**options)
 
 
 def bench_landmarks() -> dict[str, float]:
@@ -218,3 +230,32 @@ def _inside(point, box) -> bool:
 
 
 BENCHMARKS["synth"] = bench_synth
+
+
+def bench_fit(
+    num: int = 200, seed: int = 404, data: Path | None = None, out: Path | None = None
+) -> dict[str, float]:
+    """Single-image capture through the real detector on fresh synthetic images (512 px).
+
+    Renders ``num`` samples with ``seed`` (about a quarter without contact; or reuses the
+    synthetic dataset ``data``), captures each with ``handface reconstruct``'s pipeline in the
+    ``separate`` and ``full`` modes, and scores both with ``handface eval``. Prints
+    ``s_per_image`` (median capture + save time of images with one hand, full mode) and per
+    mode ``pve_mm``, ``col_dist_mm``, ``non_collision``, ``touchness``, ``f_score``,
+    ``contact_f1_face``, ``contact_f1_hand``, ``deform_err_mm``, ``rel_trans_mm``,
+    ``false_touch_rate``. Captures are written to ``out`` when given (else a temporary folder).
+    """
+    import tempfile
+
+    from handface.fit.evaluation import evaluate_modes
+    from handface.synth.generate import generate
+
+    rendered = data is None
+    with tempfile.TemporaryDirectory(prefix="handface-bench-fit-") as tmp:
+        if rendered:
+            data = generate(Path(tmp) / "data", num=num, seed=seed, size=512, workers=2)
+        figures = evaluate_modes(Path(data), Path(out) if out is not None else Path(tmp) / "pred")
+    return {**({"seed": seed, "num": num} if rendered else {}), **figures}
+
+
+BENCHMARKS["fit"] = bench_fit

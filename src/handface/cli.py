@@ -26,18 +26,37 @@ class Bench:
 
     Benchmarks: geometry (signed distance of a hand against the head), render (rasterizer
     forward + backward), landmarks (embedded landmarks against MediaPipe on held-out renders),
-    synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples).
+    synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples),
+    fit (single-image capture through the real detector on synthetic images, separate vs full).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render, landmarks or synth."""
+    """Which benchmark to run: geometry, render, landmarks, synth or fit."""
     json: bool = False
     """Print one JSON object instead of a table."""
+    num: int | None = None
+    """fit: number of synthetic samples to render (default 200)."""
+    seed: int | None = None
+    """fit: seed of the synthetic samples (default 404, never used for tuning)."""
+    data: Path | None = None
+    """fit: score an existing synthetic dataset instead of rendering one."""
+    out: Path | None = None
+    """fit: keep the Capture folders here (default: a temporary folder)."""
 
     def main(self) -> None:
         from handface import bench
 
-        figures = bench.run(self.name)
+        options = {
+            key: value
+            for key, value in (
+                ("num", self.num),
+                ("seed", self.seed),
+                ("data", self.data),
+                ("out", self.out),
+            )
+            if value is not None
+        }
+        figures = bench.run(self.name, **options)
         if self.json:
             print(json.dumps(figures))
         else:

@@ -466,3 +466,19 @@ def test_two_hands_matched_by_side():
     num_face = gt.face_vertices.shape[0]
     assert frame.pve == pytest.approx(0.01 * num_hand / (num_face + 2 * num_hand), rel=1e-9)
     assert frame.gt_touch and frame.pred_touch
+
+
+def test_relative_translation_and_false_touch_rate():
+    # GT hands 3 cm and 2 mm from the head; the predictions put both on the surface (0.5 mm).
+    far = evaluate_frame(make_sample("0", hand_gap=0.0005), make_sample("0", hand_gap=0.03))
+    near = evaluate_frame(make_sample("1", hand_gap=0.0005), make_sample("1", hand_gap=0.002))
+    assert far.rel_trans == pytest.approx(0.0295, abs=1e-9)
+    assert near.rel_trans == pytest.approx(0.0015, abs=1e-9)
+    summary = summarize([far, near])
+    assert summary["rel_trans_mm"] == pytest.approx(15.5, abs=1e-6)
+    assert summary["num_no_touch_frames"] == 1
+    assert summary["false_touch_rate"] == 100.0  # the one non-touching GT frame is touched
+    honest = evaluate_frame(make_sample("2", hand_gap=0.03), make_sample("2", hand_gap=0.03))
+    assert summarize([honest, near])["false_touch_rate"] == 0.0
+    assert math.isnan(summarize([near])["false_touch_rate"])  # no non-touching GT frame
+    assert math.isnan(evaluate_frame(make_sample("3", None), make_sample("3", None)).rel_trans)

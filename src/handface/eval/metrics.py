@@ -59,6 +59,14 @@ each matched hand, the hand topology (otherwise :class:`~handface.errors.InputEr
   vertices of the GT hands; a GT hand missing in the prediction counts as predicted with no
   contact (its GT contacts become false negatives); predicted hands absent from GT are not
   scored.
+* **Relative translation** (``rel_trans_mm``): per matched hand, the error of the vector
+  from the head centre to the hand's vertex centroid, ``|(h_pred - c_pred) - (h_gt - c_gt)|``;
+  the mean over matched hands per frame, then over frames with a matched hand. It measures
+  where the hand is put relative to the face, which head-centred PVE mixes with shape error.
+* **False touch rate** (``false_touch_rate``, %): among the frames whose GT hands do *not*
+  touch the GT head, the share in which the predicted hands touch the predicted head (nan if
+  every GT frame touches). The plausibility F-score alone rewards putting every hand on the
+  face; this is its counterweight.
 * **Deformation error** (``deform_err_mm``): per frame, the mean of ``|D_pred - D_gt|``
   (``deformation``, canonical frame) over the face vertices where the GT face is in contact
   or ``|D_gt| > 1 mm``; averaged over the frames that have such vertices
@@ -479,6 +487,8 @@ class FrameMetrics:
     hand_contact: ContactCounts
     deform_err: float
     num_deform_vertices: int
+    rel_trans: float = math.nan
+    """Mean over matched hands of the head-to-hand translation error (nan without one)."""
     hands_matched: tuple[str, ...] = ()
     hands_missing: tuple[str, ...] = ()
     """GT hands with no predicted hand of the same side."""
@@ -583,6 +593,13 @@ def _evaluate_frame(
         for s in matched
     ]
     hand_err = torch.cat(hand_errs) if hand_errs else face_err.new_zeros(0)
+    rel_errs = [
+        torch.linalg.vector_norm(
+            (_as64(pred.hands[s].vertices).mean(0) - pred_centre)
+            - (_as64(gt.hands[s].vertices).mean(0) - gt_centre)
+        )
+        for s in matched
+    ]
     pred_kp = [_as64(pred.face_keypoints68_3d)] + [
         _as64(pred.hands[s].keypoints3d) for s in matched
     ]
@@ -648,6 +665,7 @@ def _evaluate_frame(
         hand_contact=hand_counts,
         deform_err=deform_err,
         num_deform_vertices=num_region,
+        rel_trans=float(torch.stack(rel_errs).mean()) if rel_errs else math.nan,
         hands_matched=matched,
         hands_missing=missing,
         hands_extra=extra,
@@ -666,7 +684,8 @@ def summarize(frames: Sequence[FrameMetrics]) -> dict[str, float]:
     ``mpjpe_mm``, ``pa_mpjpe_mm``, ``col_dist_mm``, ``non_collision``, ``touchness``,
     ``f_score``, ``contact_f1_face``, ``contact_f1_hand``, ``deform_err_mm``; details
     ``pve_face_mm``, ``pve_hand_mm``, ``max_penetration_mm`` (mean over frames of the deepest
-    predicted hand vertex), ``contact_{precision,recall,accuracy}_{face,hand}``, and the counts
+    predicted hand vertex), ``rel_trans_mm``, ``false_touch_rate``,
+    ``contact_{precision,recall,accuracy}_{face,hand}``, and the counts
     ``num_frames``, ``num_touch_frames`` (GT touching), ``num_collision_frames``,
     ``num_deform_frames``, ``num_missing_hands`` (GT hands without a prediction).
     """
@@ -674,6 +693,7 @@ def summarize(frames: Sequence[FrameMetrics]) -> dict[str, float]:
         raise InputError("no frames to summarize: the prediction and ground truth sets are empty")
     n = len(frames)
     touch_frames = [f for f in frames if f.gt_touch]
+    no_touch_frames = [f for f in frames if not f.gt_touch]
     non_collision = 100.0 * sum(not f.collides for f in frames) / n
     touchness = (
         100.0 * sum(f.pred_touch for f in touch_frames) / len(touch_frames)
@@ -696,6 +716,13 @@ def summarize(frames: Sequence[FrameMetrics]) -> dict[str, float]:
         "pve_face_mm": 1000.0 * _nanmean([f.pve_face for f in frames]),
         "pve_hand_mm": 1000.0 * _nanmean([f.pve_hand for f in frames]),
         "max_penetration_mm": 1000.0 * _nanmean([f.max_penetration for f in frames]),
+        "rel_trans_mm": 1000.0 * _nanmean([f.rel_trans for f in frames]),
+        "false_touch_rate": (
+            100.0 * sum(f.pred_touch for f in no_touch_frames) / len(no_touch_frames)
+            if no_touch_frames
+            else math.nan
+        ),
+        "num_no_touch_frames": len(no_touch_frames),
         "contact_precision_face": face.precision,
         "contact_recall_face": face.recall,
         "contact_accuracy_face": face.accuracy,
