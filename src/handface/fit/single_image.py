@@ -58,6 +58,9 @@ class ReconstructConfig:
     """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
     default_focal_35mm: float = DEFAULT_FOCAL_35MM
     """35 mm-equivalent focal length used when the photo has no EXIF focal length."""
+    max_penetration: float = 0.004
+    """After the deformation, a hand still deeper than this (metres) inside the face (where
+    the skin cannot give way: lips into the mouth, eyelids over the eyeballs) is backed out."""
     head: HeadFitConfig = field(default_factory=HeadFitConfig)
     hand: HandFitConfig = field(default_factory=HandFitConfig)
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
@@ -286,6 +289,10 @@ class Reconstructor:
             D_cam = torch.zeros_like(undeformed)
             if self.config.mode == "full" and hand_fits:
                 D_cam, before = self._deform(undeformed, hand_fits)
+                hand_fits = [
+                    self._back_out(fit, undeformed + D_cam, self.config.max_penetration)
+                    for fit in hand_fits
+                ]
                 penetration["max_before_mm"] = round(1000.0 * before, 3)
             deformed = undeformed + D_cam
             penetration["max_deformation_mm"] = round(1000.0 * float(D_cam.norm(dim=-1).max()), 3)
@@ -399,6 +406,26 @@ class Reconstructor:
                 face_vertices[near].double(), hand_vertices.double(), hand_faces
             ).distance.float()
         return distance
+
+    def _back_out(self, fit: HandFit, head_vertices: Tensor, limit: float) -> HandFit:
+        """Move a hand out along the skin's normal until no vertex is deeper than ``limit``.
+
+        What the solver cannot resolve (a fingertip past the lips into the mouth, a hand on the
+        eyeballs, which do not deform) would otherwise stay as interpenetration.
+        """
+        faces = self.head_model.faces
+        for _ in range(8):
+            result = signed_distance(fit.vertices.double(), head_vertices.double(), faces)
+            sdf = torch.where(result.sdf <= -0.05, torch.zeros_like(result.sdf), result.sdf)
+            deepest = int(torch.argmin(sdf))
+            depth = -float(sdf[deepest])
+            if depth <= limit:
+                break
+            way_out = result.closest_points[deepest] - fit.vertices[deepest].double()
+            way_out = way_out / way_out.norm().clamp_min(1e-9)
+            step = (depth - 0.75 * limit) * way_out
+            fit = fit.moved(fit.rotation, fit.params.transl[0] + step.float())
+        return fit
 
     def _deform(self, head_vertices: Tensor, hand_fits: list[HandFit]) -> tuple[Tensor, float]:
         """Physics deformation of the head by the fitted hands; also the deepest penetration."""
