@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/handface demo --overwrite
+	$(BIN)/handface reconstruct examples/*.jpg --out outputs/examples --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests

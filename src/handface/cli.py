@@ -106,7 +106,8 @@ class Reconstruct:
                 tqdm.write(f"handface: error: {outcome.error}", file=sys.stderr)
             else:
                 seconds = f"{outcome.seconds:.2f} s"
-                tqdm.write(f"{outcome.source}: {outcome.summary} ({seconds}) -> {outcome.folder}")
+                overlay = outcome.folder / "overlay.png"
+                tqdm.write(f"{outcome.source}: {outcome.summary} ({seconds}); overlay: {overlay}")
 
         result = reconstruct_files(
             self.images,

@@ -80,5 +80,7 @@ def hand_face_evidence(
         return HandFaceEvidence(overlap, 0.0, float(overlap.sum()) / max(count, 1))
     if count == 0 or not head_silhouette.any():
         return HandFaceEvidence(overlap, float("inf"), 0.0)
-    distance = cv2.distanceTransform((~head_silhouette).astype(np.uint8), cv2.DIST_L2, 3)
+    distance = cv2.distanceTransform(
+        (~head_silhouette).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+    )
     return HandFaceEvidence(overlap, float(distance[hand].min()), 0.0)

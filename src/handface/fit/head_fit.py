@@ -8,9 +8,10 @@ pulled towards the average, so the depth follows from the face's size in pixels.
 
 Stage 2 refines pose, shape and expression with Adam on a robust reprojection loss, a weak
 term on MediaPipe's relative landmark depths, and priors on expression and shape. The Anny
-head's landmarks are exactly linear in the facial actions and (to 1e-6 m) in the phenotype
-shape parameters, so the loop runs on a precomputed linear landmark basis
-(:class:`HeadLandmarkBasis`) and the full 4538-vertex mesh is posed once at the end.
+head's landmarks are exactly linear in the facial actions and, about the average, in each
+phenotype shape parameter (the two interact by about a millimetre), so the loop runs on a
+precomputed linear landmark basis (:class:`HeadLandmarkBasis`) and the full 4538-vertex mesh
+is posed once at the end.
 Landmarks on the face outline slide along the silhouette as the head turns, and landmarks
 under a detected hand are guesses, so both are down-weighted.
 """

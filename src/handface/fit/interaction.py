@@ -71,7 +71,10 @@ class InteractionConfig:
     reach: float = 0.04
     """Head triangles farther than this (metres) from a hand's bounding box are ignored."""
     learning_rate_rotation: float = 0.01
-    learning_rate_translation: float = 0.004
+    learning_rate_depth: float = 0.006
+    """Adam step of the log-depth of each part (moves it along its viewing ray)."""
+    learning_rate_translation: float = 0.001
+    """Adam step (metres) of the remaining, sideways translation."""
 
 
 @dataclass
@@ -129,6 +132,12 @@ def _robust(squared: Tensor) -> Tensor:
     return torch.log1p(squared)
 
 
+def _pseudo_huber(squared: Tensor) -> Tensor:
+    # Grows linearly for large residuals: unlike a saturating loss it keeps pulling a part
+    # back onto its detections when the contact term tugs it sideways.
+    return torch.sqrt(1.0 + squared) - 1.0
+
+
 def _sample_map(values: Tensor, uv: Tensor) -> Tensor:
     """Nearest-pixel lookup of a (H, W) map at pixel coordinates (no gradient w.r.t. uv)."""
     height, width = values.shape
@@ -174,12 +183,16 @@ def refine_interaction(
 
     head_delta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     head_shift = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    head_log_depth = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    hand_log_depths = [torch.zeros((), dtype=torch.float64, requires_grad=True) for _ in hands]
     hand_deltas = [torch.zeros(3, dtype=torch.float64, requires_grad=True) for _ in hands]
     hand_shifts = [torch.zeros(3, dtype=torch.float64, requires_grad=True) for _ in hands]
     optimizer = torch.optim.Adam(
         [
             {"params": [head_delta, *hand_deltas], "lr": config.learning_rate_rotation},
-            {"params": [head_shift, *hand_shifts], "lr": config.learning_rate_translation},
+            # The head moves only in depth: its 478 landmarks pin it in the image plane.
+            {"params": [*hand_shifts], "lr": config.learning_rate_translation},
+            {"params": [head_log_depth, *hand_log_depths], "lr": config.learning_rate_depth},
         ]
     )
     hand_data = []
@@ -199,14 +212,19 @@ def refine_interaction(
     head_depth0 = float(head_transl0[2])
 
     def head_pose() -> tuple[Tensor, Tensor]:
-        return head_rotation0 @ roma.rotvec_to_rotmat(head_delta), head_transl0 + head_shift
+        # depth moves the head along its viewing ray, so the image barely changes with it
+        return (
+            head_rotation0 @ roma.rotvec_to_rotmat(head_delta),
+            head_transl0 * head_log_depth.exp() + head_shift,
+        )
 
     def hand_pose(i: int) -> tuple[Tensor, Tensor]:
         data = hand_data[i]
         rotation = roma.rotvec_to_rotmat(hand_deltas[i]) @ data["rotation0"]
         centre = data["keypoints"].mean(0)
         # rotate about the hand's centre, so rotation and depth do not trade off
-        transl = data["transl0"] + data["rotation0"] @ centre - rotation @ centre + hand_shifts[i]
+        centre_cam = (data["transl0"] + data["rotation0"] @ centre) * hand_log_depths[i].exp()
+        transl = centre_cam - rotation @ centre + hand_shifts[i]
         return rotation, transl
 
     contact = {hand.side: False for hand in hands}
@@ -219,13 +237,15 @@ def refine_interaction(
             R_h, t_h = head_pose()
             landmarks = canonical_landmarks @ R_h.T + t_h
             residual = (project_points(landmarks, K64) - lm_target) * lm_scale
-            loss = (lm_weights * _robust(residual.pow(2).sum(-1))).sum() / lm_weights.sum()
+            # squared: the separate head fit already down-weighted unreliable landmarks, and
+            # the head must hold its place in the image while the hands are moved onto it
+            loss = (lm_weights * residual.pow(2).sum(-1)).sum() / lm_weights.sum()
             loss = loss + ((t_h[2] - head_depth0) / (config.head_depth_sigma * head_depth0)) ** 2
             for i, data in enumerate(hand_data):
                 R, t = hand_pose(i)
                 keypoints = data["keypoints"] @ R.T + t
                 residual = (project_points(keypoints, K64) - data["target"]) * data["scale"]
-                loss = loss + _robust(residual.pow(2).sum(-1)).mean()
+                loss = loss + _pseudo_huber(residual.pow(2).sum(-1)).mean()
                 depth0 = data["depth0"]
                 loss = loss + ((t[2] - depth0) / (config.hand_depth_sigma * depth0)) ** 2
                 vertices = data["vertices"] @ R.T + t
@@ -239,7 +259,9 @@ def refine_interaction(
                         loss = loss + config.depth_map_weight * _robust(err.pow(2)).mean()
                 in_front = _sample_map(overlap[i], uv)
                 if in_front.any():
-                    z_head = _sample_map(head_depth, uv[in_front]) + head_shift[2]
+                    z_head = (
+                        _sample_map(head_depth, uv[in_front]) * head_log_depth.exp() + head_shift[2]
+                    )
                     finite = torch.isfinite(z_head)
                     if finite.any():
                         behind = torch.relu(vertices[in_front][finite, 2] - z_head[finite])
