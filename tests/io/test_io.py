@@ -42,3 +42,14 @@ def test_atomic_write_bytes_replaces_whole_file(tmp_path):
     atomic_write_bytes(target, b"one")
     atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"two" and len(list(target.parent.iterdir())) == 1
+
+
+def test_atomic_outputs_are_readable_by_others(tmp_path):
+    import stat
+
+    from handface.io import atomic_output_dir, atomic_write_bytes
+
+    with atomic_output_dir(tmp_path / "result") as staging:
+        atomic_write_bytes(staging / "a.bin", b"x")
+    assert stat.S_IMODE((tmp_path / "result").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "result" / "a.bin").stat().st_mode) == 0o644

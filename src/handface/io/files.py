@@ -20,6 +20,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        # mkstemp makes the file private (0600); results are meant to be shared like any file
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -45,6 +47,7 @@ def atomic_output_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
         raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private (0700)
     try:
         yield staging
     except BaseException:
