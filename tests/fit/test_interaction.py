@@ -178,7 +178,7 @@ def test_a_hand_in_front_within_the_depth_uncertainty_is_pulled_onto_the_face(sc
     result = scene.refine(start)
     assert result.contact == {"right": True}
     assert result.gaps_mm["right"] == pytest.approx(1000 * gap, abs=2.0)
-    assert result.gaps_mm["right_px"] == 0.0
+    assert result.gaps_px["right"] == 0.0
     hand, head = result.hands[0], result.head
     sdf = scene.sdf(hand.vertices, head.vertices)
     # touching (within 5 mm) and pressed only a few millimetres in: measured -5.4, -3.8, -6.4 mm
@@ -219,7 +219,7 @@ def test_no_contact_without_the_hand_near_the_head_in_the_image(scene):
         overlap=np.zeros((SIZE, SIZE), bool), gap_px=40.0, overlap_fraction=0.0
     )
     result = scene.refine(start, evidence=apart)
-    assert result.contact == {"right": False} and result.gaps_mm["right_px"] == 40.0
+    assert result.contact == {"right": False} and result.gaps_px["right"] == 40.0
 
 
 # ------------------------------------------------------------------------- depth order

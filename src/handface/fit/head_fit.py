@@ -158,7 +158,7 @@ def initial_pose(
     return rvec.reshape(3), tvec.reshape(3)
 
 
-def _robust(squared: Tensor) -> Tensor:
+def robust(squared: Tensor) -> Tensor:
     # Cauchy-like: quadratic for small residuals, logarithmic for outliers (misdetections).
     return torch.log1p(squared)
 
@@ -219,13 +219,13 @@ def fit_head(
         canonical = basis(expression, shape)[0]
         camera = canonical @ rotation_of(delta).T + transl
         residual = (project_points(camera, K64) - target) * scale
-        loss = (w * _robust(residual.pow(2).sum(-1))).sum() / w.sum()
+        loss = (w * robust(residual.pow(2).sum(-1))).sum() / w.sum()
         if depth_target is not None:
             z = camera[:, 2]
             z_px = z * K64[0, 0] / (z * w).sum() * w.sum()
             z_px = z_px - (z_px * w).sum() / w.sum()
             depth_residual = (z_px - depth_target) * scale
-            loss = loss + config.depth_weight * (w * _robust(depth_residual.pow(2))).sum() / w.sum()
+            loss = loss + config.depth_weight * (w * robust(depth_residual.pow(2))).sum() / w.sum()
         loss = loss + config.expression_weight * expression.pow(2).sum()
         loss = loss + config.expression_sparsity * expression.abs().sum()
         loss = loss + config.shape_weight * ((shape - 0.5) / 0.2).pow(2).sum()

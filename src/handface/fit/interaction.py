@@ -35,7 +35,7 @@ from torch import Tensor
 
 from handface.fit.evidence import HandFaceEvidence
 from handface.fit.hand_fit import HandFit
-from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit
+from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit, robust
 from handface.geometry.camera import project_points
 from handface.geometry.distance import point_mesh_distance
 
@@ -93,11 +93,22 @@ class InteractionResult:
     """Per hand side: whether the contact term was applied (the evidence said touch)."""
     gaps_mm: dict[str, float] = field(default_factory=dict)
     """Per hand side: closest hand-to-face signed distance before the contact round."""
+    gaps_px: dict[str, float] = field(default_factory=dict)
+    """Per hand side: 2D gap between the hand's pixels and the head silhouette."""
 
 
 def _head_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     a, b, c = (vertices[faces[:, i]] for i in range(3))
     return torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
+
+
+def faces_near(
+    vertices: Float[Tensor, "V 3"], faces: Tensor, points: Float[Tensor, "N 3"], reach: float
+) -> Tensor:
+    """Mask of the triangles whose centroid lies within ``reach`` of the points' bounding box."""
+    low, high = points.min(0).values - reach, points.max(0).values + reach
+    centroids = vertices[faces].mean(dim=1)
+    return ((centroids >= low) & (centroids <= high)).all(dim=1)
 
 
 class _HeadSurface:
@@ -107,7 +118,6 @@ class _HeadSurface:
         self.vertices = head.canonical_vertices.double()
         self.faces = faces
         self.normals = _head_normals(self.vertices, faces)
-        self.centroids = self.vertices[faces].mean(dim=1)
         self.reach = reach
 
     def correspond(
@@ -115,9 +125,7 @@ class _HeadSurface:
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """Closest points and normals of the head triangles near ``points`` (canonical)."""
         reach = self.reach if reach is None else reach
-        low = points.min(0).values - reach
-        high = points.max(0).values + reach
-        near = ((self.centroids >= low) & (self.centroids <= high)).all(dim=1)
+        near = faces_near(self.vertices, self.faces, points, reach)
         if not near.any():
             return None
         faces = self.faces[near]
@@ -126,10 +134,6 @@ class _HeadSurface:
 
     def signed(self, points: Tensor, closest: Tensor, normals: Tensor) -> Tensor:
         return ((points - closest) * normals).sum(-1)
-
-
-def _robust(squared: Tensor) -> Tensor:
-    return torch.log1p(squared)
 
 
 def _pseudo_huber(squared: Tensor) -> Tensor:
@@ -256,7 +260,7 @@ def refine_interaction(
                     valid = observed > 0
                     if valid.any():
                         err = (keypoints[valid, 2] - observed[valid]) / 0.01
-                        loss = loss + config.depth_map_weight * _robust(err.pow(2)).mean()
+                        loss = loss + config.depth_map_weight * robust(err.pow(2)).mean()
                 in_front = _sample_map(overlap[i], uv)
                 if in_front.any():
                     z_head = (
@@ -300,8 +304,6 @@ def refine_interaction(
                 closest, normals, _ = found
                 gap = float(surface.signed(local, closest, normals).min())
             gaps[hand.side] = 1000.0 * gap
-            gaps[hand.side + "_px"] = evidence[i].gap_px
-            gaps[hand.side + "_z"] = float(t[2])
             near_2d = evidence[i].gap_px <= config.contact_gap_px * face_size
             near_3d = gap <= config.contact_gap_fraction * float(t[2])
             contact[hand.side] = bool(near_2d and near_3d)
@@ -340,4 +342,10 @@ def refine_interaction(
                 .mean()
             )
             hands_out.append(moved)
-    return InteractionResult(head=head_out, hands=hands_out, contact=contact, gaps_mm=gaps)
+    return InteractionResult(
+        head=head_out,
+        hands=hands_out,
+        contact=contact,
+        gaps_mm=gaps,
+        gaps_px={hand.side: e.gap_px for hand, e in zip(hands, evidence, strict=True)},
+    )

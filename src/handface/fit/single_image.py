@@ -34,7 +34,7 @@ from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_i
 from handface.fit.evidence import hand_face_evidence, hand_mask
 from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, landmark_weights
-from handface.fit.interaction import InteractionConfig, refine_interaction
+from handface.fit.interaction import InteractionConfig, faces_near, refine_interaction
 from handface.geometry.camera import project_points
 from handface.geometry.distance import point_mesh_distance, signed_distance
 from handface.models.face_areas import touched_areas
@@ -80,12 +80,6 @@ def _render_depth(vertices: Tensor, faces: Tensor, K: Tensor, size: tuple[int, i
     height, width = size
     with torch.no_grad():
         return rasterize(vertices.float(), faces, K.float(), height, width).zbuf
-
-
-def _near_faces(vertices: Tensor, faces: Tensor, points: Tensor, reach: float) -> Tensor:
-    low, high = points.min(0).values - reach, points.max(0).values + reach
-    centroids = vertices[faces].mean(dim=1)
-    return faces[((centroids >= low) & (centroids <= high)).all(dim=1)]
 
 
 class Reconstructor:
@@ -220,7 +214,7 @@ class Reconstructor:
         timings["fit_hands_s"] = time.perf_counter() - tick
 
         interaction_contact: dict[str, bool] = {}
-        capture_gaps: dict[str, float] = {}
+        capture_gaps: dict[str, dict[str, float]] = {}
         tick = time.perf_counter()
         faces = self.head_model.faces
         if self.config.mode == "full" and head_fit is not None and hand_fits:
@@ -242,7 +236,7 @@ class Reconstructor:
             )
             head_fit, hand_fits = result.head, result.hands
             interaction_contact = result.contact
-            capture_gaps = result.gaps_mm
+            capture_gaps = {"mm": result.gaps_mm, "px": result.gaps_px}
         timings["interaction_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -284,15 +278,18 @@ class Reconstructor:
         penetration: dict[str, float] = {}
         face_out = None
         deformed = None
+        final_sdf: list[Tensor | None] = [None] * len(hand_fits)
         if head_fit is not None:
             undeformed = head_fit.vertices
             D_cam = torch.zeros_like(undeformed)
             if self.config.mode == "full" and hand_fits:
                 D_cam, before = self._deform(undeformed, hand_fits)
-                hand_fits = [
+                backed = [
                     self._back_out(fit, undeformed + D_cam, self.config.max_penetration)
                     for fit in hand_fits
                 ]
+                hand_fits = [fit for fit, _ in backed]
+                final_sdf = [sdf for _, sdf in backed]
                 penetration["max_before_mm"] = round(1000.0 * before, 3)
             deformed = undeformed + D_cam
             penetration["max_deformation_mm"] = round(1000.0 * float(D_cam.norm(dim=-1).max()), 3)
@@ -300,12 +297,13 @@ class Reconstructor:
         hands_out: dict[str, CapturedHand] = {}
         face_distance = None
         depths = []
-        for fit, detection in zip(hand_fits, detections.hands, strict=True):
+        for fit, detection, sdf in zip(hand_fits, detections.hands, final_sdf, strict=True):
             model = self.hand_model(fit.side)
             hand_contact = torch.zeros(fit.vertices.shape[0])
             min_distance = float("inf")
             if deformed is not None:
-                sdf = self._hand_sdf(fit.vertices, deformed, faces)
+                if sdf is None:
+                    sdf = self._hand_sdf(fit.vertices, deformed, faces)
                 depths.append(torch.clamp(-sdf, min=0.0))
                 min_distance = float(sdf.min())
                 hand_contact = contact_probability(sdf.abs())
@@ -386,12 +384,18 @@ class Reconstructor:
 
     def _hand_sdf(self, hand_vertices: Tensor, head_vertices: Tensor, faces: Tensor) -> Tensor:
         """Signed distance of hand vertices to the head (negative inside), 1 m where far."""
-        near = _near_faces(head_vertices, faces, hand_vertices, 0.05)
-        if near.shape[0] == 0:
-            return torch.ones(hand_vertices.shape[0])
-        # The winding number needs the whole (closed-ish) head; distances only the near part.
-        sdf = signed_distance(hand_vertices.double(), head_vertices.double(), faces).sdf
-        return sdf.float()
+        return self._hand_distance(hand_vertices, head_vertices, faces)[0]
+
+    def _hand_distance(
+        self, hand_vertices: Tensor, head_vertices: Tensor, faces: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Signed distance (float32; 1 m where the hand is over 5 cm from every head triangle)
+        and the closest head points (``None`` when far)."""
+        if not faces_near(head_vertices, faces, hand_vertices, 0.05).any():
+            return torch.ones(hand_vertices.shape[0]), None
+        # The winding number needs the whole (closed-ish) head, not only the near triangles.
+        result = signed_distance(hand_vertices.double(), head_vertices.double(), faces)
+        return result.sdf.float(), result.closest_points
 
     def _face_to_hand(
         self, face_vertices: Tensor, hand_vertices: Tensor, hand_faces: Tensor
@@ -407,25 +411,31 @@ class Reconstructor:
             ).distance.float()
         return distance
 
-    def _back_out(self, fit: HandFit, head_vertices: Tensor, limit: float) -> HandFit:
+    def _back_out(
+        self, fit: HandFit, head_vertices: Tensor, limit: float
+    ) -> tuple[HandFit, Tensor]:
         """Move a hand out along the skin's normal until no vertex is deeper than ``limit``.
 
         What the solver cannot resolve (a fingertip past the lips into the mouth, a hand on the
-        eyeballs, which do not deform) would otherwise stay as interpenetration.
+        eyeballs, which do not deform) would otherwise stay as interpenetration. Returns the
+        hand and its signed distance to ``head_vertices`` (as :meth:`_hand_sdf`), so the caller
+        does not measure it again.
         """
         faces = self.head_model.faces
-        for _ in range(8):
-            result = signed_distance(fit.vertices.double(), head_vertices.double(), faces)
-            sdf = torch.where(result.sdf <= -0.05, torch.zeros_like(result.sdf), result.sdf)
-            deepest = int(torch.argmin(sdf))
-            depth = -float(sdf[deepest])
+        for attempt in range(9):
+            sdf, closest = self._hand_distance(fit.vertices, head_vertices, faces)
+            if closest is None or attempt == 8:
+                break
+            real = torch.where(sdf <= -0.05, torch.zeros_like(sdf), sdf)
+            deepest = int(torch.argmin(real))
+            depth = -float(real[deepest])
             if depth <= limit:
                 break
-            way_out = result.closest_points[deepest] - fit.vertices[deepest].double()
+            way_out = closest[deepest] - fit.vertices[deepest].double()
             way_out = way_out / way_out.norm().clamp_min(1e-9)
             step = (depth - 0.75 * limit) * way_out
             fit = fit.moved(fit.rotation, fit.params.transl[0] + step.float())
-        return fit
+        return fit, sdf
 
     def _deform(self, head_vertices: Tensor, hand_fits: list[HandFit]) -> tuple[Tensor, float]:
         """Physics deformation of the head by the fitted hands; also the deepest penetration."""
