@@ -6,7 +6,7 @@ frame of that photo (DESIGN.md: metres, OpenCV axes, the camera is the world fra
 frame), zero to two hands (parameters, vertices, per-vertex contact probability), the face's
 per-vertex contact probability, penetration figures, timings and warnings.
 
-Array names follow the synthetic-data labels (:data:`handface.synth.layout.LABEL_KEYS`), so a
+Array names follow the synthetic-data labels (:data:`handface.data.synth_layout.LABEL_KEYS`), so a
 saved capture's ``params.npz`` can be scored by ``handface eval`` like a dataset item.
 Saving to a folder is :func:`handface.io.capture_folder.save_capture`.
 """

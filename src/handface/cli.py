@@ -155,7 +155,7 @@ class Synth:
     Each sample is a head (random shape, expression and pose) touched by one hand in one of the
     interaction families (palm on cheek, fist under chin, fingertip on lips, ...), pressed
     0-15 mm into the face and resolved by the soft-tissue solver; about a quarter of single
-    samples keep the hand 1-10 cm away. The layout is documented in handface.synth.layout and
+    samples keep the hand 1-10 cm away. The layout is documented in handface.data.synth_layout and
     read by handface.data.SynthDataset. Output depends only on --seed, not on --workers.
     """
 

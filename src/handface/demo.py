@@ -14,13 +14,10 @@ import torch
 from handface.errors import InputError
 from handface.io import atomic_output_dir, save_ply
 
-CONTACT_DISTANCE_M = 0.005
-"""A vertex is in contact when it lies within 5 mm of the other surface (DESIGN.md)."""
-
 
 def run_demo(out: Path, size: int = 512, overwrite: bool = False) -> list[Path]:
     """Render the hand-on-cheek scene into ``out``; returns the written files."""
-    from handface.geometry.distance import point_mesh_distance
+    from handface.geometry.contact import contact_labels, surface_signed_distance
     from handface.models import AnnyHeadModel, HeadParams
     from handface.models.appearance import hand_albedo, head_albedo
     from handface.models.scene import hand_on_cheek_scene
@@ -46,14 +43,12 @@ def run_demo(out: Path, size: int = 512, overwrite: bool = False) -> list[Path]:
             face_object_id=joined.face_object_id,
             vertex_colors=torch.cat([head_colors, hand_colors]), background=background,
         )  # fmt: skip
-        face_distance = point_mesh_distance(
-            scene.head_vertices, scene.hand_vertices, scene.hand_faces
-        ).distance
-        hand_distance = point_mesh_distance(
-            scene.hand_vertices, scene.head_vertices, scene.head_faces
-        ).distance
-    face_contact = (face_distance <= CONTACT_DISTANCE_M).float()
-    hand_contact = (hand_distance <= CONTACT_DISTANCE_M).float()
+        face_contact = contact_labels(
+            surface_signed_distance(scene.head_vertices, scene.hand_vertices, scene.hand_faces)
+        )
+        hand_contact = contact_labels(
+            surface_signed_distance(scene.hand_vertices, scene.head_vertices, scene.head_faces)
+        )
     contact_colors = torch.cat(
         [
             torch.where(face_contact[:, None] > 0, colormap(face_contact), head_colors),

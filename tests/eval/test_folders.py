@@ -15,7 +15,7 @@ from handface.errors import InputError
 from handface.eval import SUMMARY_KEYS
 from handface.eval.folders import evaluate_folders
 from handface.geometry import signed_distance
-from handface.render.shading import vertex_normals
+from handface.geometry.normals import vertex_normals
 
 
 def test_ground_truth_against_itself_is_perfect(synth_dataset):

@@ -96,9 +96,25 @@ def test_lifted_keypoints_centre_on_the_principal_point_and_the_wrist_depth():
     depth = np.random.default_rng(1).normal(0, 20, 21)
     lifted = lifted_keypoints(uv, depth, K)
     assert lifted.dtype == torch.float64 and lifted.shape == (21, 3)
-    assert np.allclose(lifted[:, 0].numpy(), uv[:, 0] - 319.5)
-    assert np.allclose(lifted[:, 1].numpy(), uv[:, 1] - 239.5)
+    # perspective undone: a keypoint nearer than the mean depth is scaled down, a farther one up
+    factor = 1.0 + (depth - depth.mean()) / 800.0
+    assert np.allclose(lifted[:, 0].numpy(), (uv[:, 0] - 319.5) * factor)
+    assert np.allclose(lifted[:, 1].numpy(), (uv[:, 1] - 239.5) * factor)
     assert np.allclose(lifted[:, 2].numpy(), depth - depth[0]) and lifted[0, 2] == 0
+    # at one depth (a hand parallel to the image) the lifting is the centred pixels themselves
+    flat = lifted_keypoints(uv, np.full(21, 7.0), K)
+    assert np.allclose(flat[:, 0].numpy(), uv[:, 0] - 319.5) and flat[:, 2].abs().max() == 0
+    # the exact camera-frame shape times f / mean Z, for depths as MediaPipe defines them
+    points = np.random.default_rng(2).normal(0.0, 0.04, (21, 3)) + np.array([0.02, -0.01, 0.4])
+    projected = project_points(torch.as_tensor(points), K).numpy()
+    relative = (points[:, 2] - points[0, 2]) * 800.0 / points[:, 2].mean()
+    lifted = lifted_keypoints(projected, relative, K).numpy()
+    shape = points * 800.0 / points[:, 2].mean()
+    assert np.allclose(lifted[:, :2], shape[:, :2], atol=1e-9)
+    assert np.allclose(lifted[:, 2], shape[:, 2] - shape[0, 2], atol=1e-9)
+    # a wild MediaPipe depth is clamped instead of flipping or exploding the keypoint
+    wild = lifted_keypoints(uv, np.where(np.arange(21) == 3, 1e5, 0.0), K)
+    assert torch.isfinite(wild).all() and abs(wild[3, 0]) <= 1.5 * abs(uv[3, 0] - 319.5) + 1e-9
 
 
 # ------------------------------------------------------------------------------ recovery
@@ -148,14 +164,10 @@ def test_hand_depth_follows_its_size_in_pixels(right_hand):
     assert depths[1] / depths[0] == pytest.approx(2.0, rel=0.03)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lifted_keypoints treats the image as weak-perspective: (u - c_x, v - c_y) are not "
-    "scaled by each keypoint's depth, so a tilted hand at 0.5 m is fitted 4-5 mm off on average "
-    "(12 mm at a fingertip) even from exact inputs; scaling them by 1 + (z - mean z) / f gives "
-    "0.2 mm and 0.3 px",
-)
 def test_fit_hand_is_exact_on_exact_perspective_keypoints(right_hand, tilted):
+    # lifted_keypoints scales (u - c) by 1 + (z - mean z) / f, undoing the perspective; treated
+    # as weak-perspective, a tilted hand at 0.5 m was fitted 4-5 mm off on average (12 mm at a
+    # fingertip) even from exact inputs
     _, out, uv, depth = _observe(right_hand, _curl(0.6), tilted, [0.05, 0.02, 0.5])
     fit = fit_hand(right_hand, uv, depth, K)
     assert float(_centred_error(fit.keypoints, out.keypoints[0]).mean()) < 0.001

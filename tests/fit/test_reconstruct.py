@@ -46,7 +46,9 @@ def test_full_capture_matches_the_ground_truth_and_touches(photos, reconstructor
     pve = np.linalg.norm(centred(face.vertices) - centred(labels["face_vertices"]), axis=1).mean()
     assert pve < 0.03  # measured 7-9 mm
     error = np.linalg.norm(face.landmarks2d - face.detected_landmarks2d, axis=1)[:468].mean()
-    assert error < 8.0  # measured 2.8 and 5.5 px
+    # measured 2.8 and 5.5 px; 8.5 px since the hand fit models perspective (its 3D error fell
+    # from 100 to 86 mm but it lands 12 mm deep and the solver moves the mouth landmarks)
+    assert error < 9.0
     hand = next(iter(capture.hands.values()))
     assert hand.touching and capture.touching and capture.touched_regions
     # measured 9.8 and 4.6 px: the contact pulls the hand a little off its keypoints

@@ -13,13 +13,13 @@ import trimesh
 from handface.errors import InputError
 from handface.geometry import (
     closest_point_on_triangles,
-    penetration_depth,
     point_mesh_distance,
     signed_distance,
     solid_angles,
     winding_number,
 )
 from handface.geometry import distance as distance_module
+from handface.geometry.contact import penetration_depth
 
 
 def test_doctests_of_distance_module():
@@ -408,7 +408,7 @@ def test_signed_distance_closed_sphere_sign_and_magnitude():
     torch.testing.assert_close(res.sdf.abs(), res.distance, atol=0, rtol=0)
     analytic = points.norm(dim=-1) - 1.0
     assert (res.sdf - analytic).abs().max() < 1.5e-3
-    depth = penetration_depth(points, vertices, faces)
+    depth = penetration_depth(points, vertices, faces, spurious=float("inf"))
     torch.testing.assert_close(depth, torch.relu(-res.sdf), atol=0, rtol=0)
     assert depth[2:].eq(0).all() and (depth[:2] > 0.4).all()
 

@@ -13,15 +13,16 @@ import roma
 import torch
 
 from handface.errors import ModelFileError
-from handface.io.safe_pickle import restricted_loads
 from handface.models.base import HandParams, HeadParams
 from handface.models.flame_backend import FlameHeadModel, load_flame_landmark_embedding
 from handface.models.lbs import transl_about_origin
 from handface.models.mano_backend import MANO_TO_MEDIAPIPE, ManoHandModel
+from handface.models.safe_pickle import restricted_loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from decaf_fixture import (  # noqa: E402
     fake_flame_arrays,
+    fake_mano_arrays,
     write_decaf_fixture,
     write_fake_flame,
     write_fake_mano,
@@ -267,8 +268,16 @@ def test_mano_pca_helper_and_pose(files, mano64):
     rest = mano64(HandParams())
     assert (posed.vertices - rest.vertices).abs().max() > 1e-3  # fingers moved
     assert torch.allclose(posed.keypoints[:, 0], rest.keypoints[:, 0].expand(2, 3))  # wrist fixed
-    with pytest.raises(ValueError, match="compact latent"):
-        mano64(HandParams(articulation=torch.zeros(1, 20)))
+    # the pose latent: PCA coefficients with a flat mean, composed with finger_pose like Anny's
+    assert mano64.num_articulation == 15
+    latent = mano64(HandParams(articulation=coefficients))
+    assert torch.allclose(latent.vertices, posed.vertices, atol=1e-12)
+    twist = torch.full((1, 15, 3), 0.05, dtype=torch.float64)
+    both = mano64(HandParams(articulation=coefficients, finger_pose=twist))
+    composed = roma.rotmat_to_rotvec(roma.rotvec_to_rotmat(flat) @ roma.rotvec_to_rotmat(twist))
+    assert torch.allclose(both.vertices, mano64(HandParams(finger_pose=composed)).vertices)
+    with pytest.raises(ValueError, match="at most 45 PCA coefficients"):
+        mano64(HandParams(articulation=torch.zeros(1, 46)))
     with pytest.raises(ValueError, match=r"\(B, 15, 3\)"):
         mano64(HandParams(finger_pose=torch.zeros(1, 20, 3)))
 
@@ -288,3 +297,52 @@ def test_mano_global_orient_and_wrist_pivot_conversion(mano64):
     ours = mano64(HandParams(finger_pose=pose.finger_pose, global_orient=rotvec, transl=converted))
     assert torch.allclose(ours.vertices, smplx_style, atol=1e-12)
     assert torch.allclose(ours.joints[:, 0], wrist + transl, atol=1e-12)
+
+
+def test_mano_without_pca_takes_45_axis_angles_as_articulation(tmp_path):
+    arrays = fake_mano_arrays()
+    del arrays["hands_components"], arrays["hands_mean"]
+    np.savez(tmp_path / "mano_right.npz", **arrays)
+    model = ManoHandModel(tmp_path / "mano_right.npz", dtype=torch.float64)
+    assert not model.has_pca and model.num_articulation == 45
+    pose = 0.3 * torch.randn(2, 15, 3, dtype=torch.float64)
+    latent = model(HandParams(articulation=pose.reshape(2, 45)))
+    assert torch.allclose(latent.vertices, model(HandParams(finger_pose=pose)).vertices)
+    with pytest.raises(ValueError, match="must have 45 values"):
+        model(HandParams(articulation=torch.zeros(1, 15)))
+
+
+def test_the_default_keypoint_rig_is_the_forward_pass(mano64):
+    generator = torch.Generator().manual_seed(4)
+    articulation = torch.randn(3, mano64.num_articulation, generator=generator).double()
+    orient = roma.random_rotvec(3, generator=generator).double()
+    transl = torch.randn(3, 3, generator=generator).double()
+    shape = torch.randn(1, 10, generator=generator).double()
+    rig = mano64.keypoint_rig(shape)
+    full = mano64(
+        HandParams(articulation=articulation, global_orient=orient, transl=transl, shape=shape)
+    )
+    assert torch.equal(rig(articulation, orient, transl), full.keypoints)
+    latent = articulation.clone().requires_grad_(True)
+    rig(latent).sum().backward()
+    assert latent.grad is not None and latent.grad.abs().max() > 0
+
+
+def test_flame_and_mano_priors_and_landmark_layouts(tmp_path, files, flame64, mano64):
+    for model in (flame64, mano64):
+        assert model.neutral_shape == 0.0 and model.shape_prior_scale == 1.0
+        assert model.shape_bounds is None
+        assert torch.equal(model.neutral_shape_tensor(2), torch.zeros(2, len(model.shape_labels)))
+    assert flame64.expression_bounds is None and flame64.landmark_layout is None
+    assert flame64.surface_landmarks(flame64(HeadParams()).vertices) == (None, None)
+    paths, _ = files
+    fixture = write_decaf_fixture(tmp_path / "decaf", paths["flame_pkl"], paths["mano_pkl"], 1)
+    model = FlameHeadModel(
+        paths["flame_pkl"], landmark_embedding=fixture.files["landmark_embedding"]
+    )
+    assert model.landmark_layout == "ibug68"
+    out = model(HeadParams(jaw=torch.tensor([[0.2, 0.0, 0.0]])))
+    assert out.landmarks is None and out.landmarks68.shape == (1, 68, 3)
+    moved = out.vertices + 0.01
+    none, landmarks68 = model.surface_landmarks(moved)
+    assert none is None and torch.allclose(landmarks68, out.landmarks68 + 0.01, atol=1e-6)

@@ -118,3 +118,19 @@ def test_shape_changes_hand_size(right_hand):
     large = right_hand(HandParams(shape=torch.tensor([[0.5, 0.5, 0.5, 0.5, 1.0, 0.5]])))
     length = lambda out: (out.keypoints[0, 12] - out.keypoints[0, 0]).norm()
     assert length(large) > length(small) * 1.05
+
+
+def test_anny_hand_interface_for_fitting(right_hand):
+    from handface.models import HandModel
+
+    assert right_hand.num_articulation == len(COMPACT_DOFS) == 20
+    assert right_hand.neutral_shape == 0.5 and right_hand.shape_prior_scale == 0.2
+    assert right_hand.shape_bounds == (0.0, 1.0)
+    # the fast rig and the interface's default (the full forward pass) agree
+    generator = torch.Generator().manual_seed(3)
+    articulation = torch.randn(2, 20, generator=generator)
+    orient, transl = roma.random_rotvec(2, generator=generator), torch.randn(2, 3)
+    shape = torch.rand(1, 6, generator=generator)
+    fast = right_hand.keypoint_rig(shape)(articulation, orient, transl)
+    full = HandModel.keypoint_rig(right_hand, shape)(articulation, orient, transl)
+    assert float((fast - full).norm(dim=-1).max()) < 1e-6

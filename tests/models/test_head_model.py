@@ -151,3 +151,14 @@ def test_regions_and_stiffness(head_model):
     np.testing.assert_array_equal(
         regions.mask("lips", "nose").numpy(), (regions.mask("lips") | regions.mask("nose")).numpy()
     )
+
+
+def test_anny_head_interface_for_fitting(head_model):
+    assert head_model.landmark_layout == "mediapipe478"
+    assert head_model.expression_bounds == (0.0, 1.0) and head_model.shape_bounds == (0.0, 1.0)
+    assert head_model.neutral_shape == 0.5 and head_model.shape_prior_scale == 0.2
+    assert torch.equal(head_model.neutral_shape_tensor(), torch.full((1, 9), 0.5))
+    out = head_model(HeadParams(jaw=torch.tensor([[0.2, 0.0, 0.0]])))
+    landmarks, landmarks68 = head_model.surface_landmarks(out.vertices + 0.01)
+    assert torch.allclose(landmarks, out.landmarks + 0.01, atol=1e-6)
+    assert torch.allclose(landmarks68, out.landmarks68 + 0.01, atol=1e-6)

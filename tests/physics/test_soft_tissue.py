@@ -79,9 +79,9 @@ class Palm:
 
 @pytest.fixture(scope="module")
 def head(head_model) -> Head:
+    from handface.geometry.normals import vertex_normals
     from handface.models import HeadParams
     from handface.models.regions import load_face_regions
-    from handface.render.shading import vertex_normals
 
     with torch.no_grad():
         vertices = head_model(HeadParams()).vertices[0]

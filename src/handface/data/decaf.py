@@ -85,12 +85,12 @@ from torch import Tensor
 from handface.data.sample import HandSample, InteractionSample, deformed_face
 from handface.errors import InputError
 from handface.geometry.camera import project_points
-from handface.io.safe_pickle import restricted_load
 from handface.models.base import HandParams, HeadParams
 from handface.models.flame_backend import FlameHeadModel, load_flame_landmark_embedding
 from handface.models.landmarks import BarycentricEmbedding
 from handface.models.lbs import transl_about_origin
 from handface.models.mano_backend import ManoHandModel
+from handface.models.safe_pickle import restricted_load
 
 DECAF_SUBJECTS = {"train": ("S2", "S4", "S5", "S7", "S8"), "test": ("S1", "S3", "S6")}
 DECAF_CAMERAS = ("084", "100", "102", "108", "110", "111", "121", "122")

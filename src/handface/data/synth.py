@@ -1,5 +1,5 @@
 """Reader of the synthetic dataset format (``handface synth``; layout in
-:mod:`handface.synth.layout`).
+:mod:`handface.data.synth_layout`).
 
 >>> from handface.data import SynthDataset
 >>> data = SynthDataset("outputs/synth")                   # doctest: +SKIP
@@ -18,8 +18,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from handface.data.sample import HAND_SIDES, HandSample, InteractionSample
+from handface.data.synth_layout import FORMAT_NAME, FORMAT_VERSION
 from handface.errors import InputError
-from handface.synth.layout import FORMAT_NAME, FORMAT_VERSION
 
 _HAND_PARAM_NAMES = ("global_orient", "transl", "articulation", "finger_angles", "shape")
 _HEAD_PARAM_NAMES = ("global_orient", "transl", "expression", "shape")
@@ -81,7 +81,9 @@ def sample_from_npz(
 
     def need(name: str) -> np.ndarray:
         if name not in arrays:
-            raise InputError(f"{path} has no array {name!r} (see handface.synth.layout.LABEL_KEYS)")
+            raise InputError(
+                f"{path} has no array {name!r} (see handface.data.synth_layout.LABEL_KEYS)"
+            )
         return arrays[name]
 
     hands = {}

@@ -6,7 +6,7 @@ key, in this order:
 1. ``PRED/labels/<key>.npz`` — another synthetic dataset (or network predictions written in the
    same layout);
 2. ``PRED/<key>/params.npz`` — a ``Capture`` folder per image (DESIGN.md), whose ``params.npz``
-   stores the same named arrays as the labels (:data:`handface.synth.layout.LABEL_KEYS`).
+   stores the same named arrays as the labels (:data:`handface.data.synth_layout.LABEL_KEYS`).
 
 Missing items are an error unless ``allow_missing``: a capture that produced nothing is a
 failure of the method, so skipping them must be a visible choice (the count is reported).

@@ -87,6 +87,16 @@ from torch import Tensor
 from handface.data.sample import InteractionSample
 from handface.errors import InputError
 from handface.geometry import procrustes, signed_distance
+from handface.geometry.contact import (
+    COLLISION_DEPTH,
+    CONTACT_DISTANCE,
+    CONTACT_PROBABILITY_THRESHOLD,
+    SPURIOUS_PENETRATION,
+    collides,
+    penetration_from_sdf,
+    touching,
+)
+from handface.geometry.contact import penetration_depth as penetration_depths
 
 __all__ = [
     "COLLISION_THRESHOLD",
@@ -112,13 +122,11 @@ __all__ = [
     "touches",
 ]
 
-TOUCH_THRESHOLD = 0.005
-"""A hand touches the head when it is within this distance (metres) of it."""
-COLLISION_THRESHOLD = 0.005
+TOUCH_THRESHOLD = CONTACT_DISTANCE
+"""A hand touches the head when it is within this distance (metres) of it (geometry.contact)."""
+COLLISION_THRESHOLD = COLLISION_DEPTH
 """A frame collides when a hand vertex is deeper than this (metres) inside the head."""
-SPURIOUS_PENETRATION = 0.05
-"""Penetration depths at or above this (metres) are treated as spurious and zeroed."""
-CONTACT_THRESHOLD = 0.5
+CONTACT_THRESHOLD = CONTACT_PROBABILITY_THRESHOLD
 """A vertex is predicted in contact when its probability is strictly above this."""
 DEFORMATION_THRESHOLD = 0.001
 """Face vertices whose GT deformation exceeds this (metres) enter the deformation error."""
@@ -214,40 +222,10 @@ def pa_mpjpe(
     return torch.linalg.vector_norm(aligned - gt, dim=-1).mean(dim=-1)
 
 
-def _depths_from_sdf(sdf: Tensor, spurious: float) -> Tensor:
-    depth = torch.relu(-sdf)
-    return torch.where(depth >= spurious, torch.zeros_like(depth), depth)
-
-
 def _hand_head_sdf(hand_vertices: Tensor, head_vertices: Tensor, head_faces: Tensor) -> Tensor:
     if hand_vertices.shape[-2] == 0:
         return hand_vertices.new_zeros(hand_vertices.shape[:-1])
     return signed_distance(hand_vertices.to(head_vertices.dtype), head_vertices, head_faces).sdf
-
-
-def penetration_depths(
-    hand_vertices: Float[Tensor, "*batch N 3"],
-    head_vertices: Float[Tensor, "*batch V 3"],
-    head_faces: Int[Tensor, "F 3"],
-    spurious: float = SPURIOUS_PENETRATION,
-) -> Float[Tensor, "*batch N"]:
-    """How deep each hand vertex is inside the head mesh (metres, >= 0).
-
-    ``depth = -sdf`` where :func:`handface.geometry.signed_distance` is negative inside (sign
-    by generalized winding number, so the open neck is fine); points outside give 0, and
-    depths ``>= spurious`` (5 cm) are zeroed as artefacts of the open mesh. Shapes
-    ``(N, 3)`` / ``(V, 3)`` or batched ``(B, N, 3)`` / ``(B, V, 3)``. Differentiable in both
-    vertex sets (zero gradient outside and for spurious depths).
-
-    Example:
-        >>> import trimesh
-        >>> s = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
-        >>> v, f = torch.tensor(s.vertices), torch.tensor(s.faces)
-        >>> p = torch.tensor([[0.0, 0, 0.09], [0, 0, 0.0], [0, 0, 0.2]], dtype=v.dtype)
-        >>> penetration_depths(p, v, f).round(decimals=4)  # 1 cm; 10 cm is spurious; outside
-        tensor([0.0100, 0.0000, 0.0000], dtype=torch.float64)
-    """
-    return _depths_from_sdf(_hand_head_sdf(hand_vertices, head_vertices, head_faces), spurious)
 
 
 def collision_distance(depths: Float[Tensor, "*batch N"]) -> Float[Tensor, "*batch"]:
@@ -280,22 +258,7 @@ def touches(
         >>> bool(touches(near, v, f)), bool(touches(near + 0.01, v, f))
         (True, False)
     """
-    sdf = _hand_head_sdf(hand_vertices, head_vertices, head_faces)
-    if sdf.shape[-1] == 0:
-        return torch.zeros(sdf.shape[:-1], dtype=torch.bool, device=sdf.device)
-    return sdf.amin(dim=-1) <= threshold
-
-
-def collides(
-    depths: Float[Tensor, "*batch N"], threshold: float = COLLISION_THRESHOLD
-) -> Bool[Tensor, "*batch"]:
-    """Whether any penetration depth exceeds ``threshold`` (5 mm).
-
-    Example:
-        >>> collides(torch.tensor([[0.003, 0.0], [0.007, 0.0]]))
-        tensor([False,  True])
-    """
-    return (depths > threshold).any(dim=-1)
+    return touching(_hand_head_sdf(hand_vertices, head_vertices, head_faces), threshold)
 
 
 def _ratio(num: int, den: int) -> float:
@@ -613,11 +576,11 @@ def _evaluate_frame(
     pred_hands = [_as64(pred.hands[s].vertices) for s in sorted(pred.hands)]
     if pred_hands:
         sdf = _hand_head_sdf(torch.cat(pred_hands), pred_head, pred.face_faces.cpu())
-        depths = _depths_from_sdf(sdf, spurious)
+        depths = penetration_from_sdf(sdf, spurious)
         col_dist = float(collision_distance(depths))
         max_pen = float(depths.max()) if depths.numel() else 0.0
         does_collide = bool(collides(depths, collision_threshold))
-        pred_touch = bool(sdf.numel() > 0 and sdf.min() <= touch_threshold)
+        pred_touch = bool(touching(sdf, touch_threshold))
     else:
         col_dist, max_pen, does_collide, pred_touch = 0.0, 0.0, False, False
     gt_hands = [_as64(gt.hands[s].vertices) for s in sorted(gt.hands)]

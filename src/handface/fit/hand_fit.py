@@ -1,16 +1,21 @@
 """Hand fitting: articulation, pose and depth from MediaPipe's 21 keypoints.
 
-Stage 1 (articulation) fits the 20 joint-limited degrees of freedom
-(:mod:`handface.models.hand_pose`) so that the hand's keypoints, after the best similarity
-transform (Umeyama), match MediaPipe's keypoints lifted to 3D with its relative depths:
-``(u - c_x, v - c_y, z_mp)``, all in pixels. Near a hand the camera is close to
-weak-perspective, so this shape is the hand's up to scale; the depth axis counts less
-(MediaPipe's z is the noisiest coordinate).
+Works with any :class:`~handface.models.base.HandModel`: it optimises the model's pose latent
+(``HandParams.articulation``, ``model.num_articulation`` values: the 20 joint-limited degrees
+of freedom of :mod:`handface.models.hand_pose` for Anny, PCA coefficients for MANO) through
+its keypoint rig (:meth:`~handface.models.base.HandModel.keypoint_rig`).
+
+Stage 1 (articulation) fits the latent so that the hand's keypoints, after the best similarity
+transform (Umeyama), match MediaPipe's keypoints lifted to 3D with its relative depths
+(:func:`lifted_keypoints`): ``((u - c_x) s, (v - c_y) s, z_mp)``, all in pixels, where
+``s = 1 + (z_mp - mean z_mp) / f`` undoes the perspective (a keypoint nearer the camera than
+the hand's mean depth looks bigger by exactly that factor). This shape is the hand's up to
+scale; the depth axis counts less (MediaPipe's z is the noisiest coordinate).
 
 Stage 2 (placement) keeps the articulation and solves the rigid pose by PnP, started from the
-similarity fit: the **hand-size prior** (the average Anny hand, shape 0.5) turns the hand's
-size in pixels into its metric depth. Depth relative to the head is settled later by the
-interaction refinement (:mod:`handface.fit.interaction`).
+similarity fit: the **hand-size prior** (the model's average hand, ``HandParams.shape = None``;
+Anny's shape 0.5) turns the hand's size in pixels into its metric depth. Depth relative to the
+head is settled later by the interaction refinement (:mod:`handface.fit.interaction`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,13 @@ from torch import Tensor
 
 from handface.geometry.alignment import procrustes
 from handface.geometry.camera import project_points
-from handface.models.anny_backend import AnnyHandModel
-from handface.models.base import HandParams
+from handface.geometry.contact import hand_size
+from handface.losses.robust import cauchy
+from handface.models.base import HandModel, HandParams, KeypointRig
+
+PERSPECTIVE_RANGE = (0.5, 1.5)
+"""Clamp of the per-keypoint perspective factor of :func:`lifted_keypoints` (a hand spans a
+few centimetres in depth at tens of centimetres; larger factors are detection errors)."""
 
 
 @dataclass
@@ -42,7 +52,7 @@ class HandFitConfig:
     noise: float = 0.03
     """Keypoint noise as a fraction of the hand's size in pixels."""
     articulation_weight: float = 0.01
-    """L2 prior on the articulation latent (0 = flat hand)."""
+    """L2 prior on the articulation latent (0 = flat hand for every backend)."""
 
 
 @dataclass
@@ -84,27 +94,39 @@ class HandFit:
 def lifted_keypoints(
     keypoints2d: Float[np.ndarray, "21 2"], depth: Float[np.ndarray, "21"], K: Tensor
 ) -> Float[Tensor, "21 3"]:
-    """MediaPipe's keypoints as a 3D shape in pixel units, centred on the principal point."""
+    """MediaPipe's keypoints as a 3D shape in pixel units, centred on the principal point.
+
+    ``(u - c) * s`` with ``s = 1 + (z - mean z) / f`` (clamped to :data:`PERSPECTIVE_RANGE`)
+    and ``z - z_wrist``: with MediaPipe's relative depth ``z = (Z - Z_wrist) f / mean Z``
+    (pixels), ``s = Z / mean Z`` and the result is the hand's camera-frame shape times
+    ``f / mean Z``, exactly (the perspective undone, not only approximated as weak).
+    """
     uv = torch.as_tensor(keypoints2d, dtype=torch.float64)
-    centre = torch.as_tensor(K, dtype=torch.float64)[:2, 2]
+    K64 = torch.as_tensor(K, dtype=torch.float64)
+    centre, focal = K64[:2, 2], K64[0, 0]
     z = torch.as_tensor(depth, dtype=torch.float64)
-    return torch.cat([uv - centre, (z - z[0])[:, None]], dim=1)
+    factor = (1.0 + (z - z.mean()) / focal).clamp(*PERSPECTIVE_RANGE)
+    return torch.cat([(uv - centre) * factor[:, None], (z - z[0])[:, None]], dim=1)
 
 
 def fit_articulation(
-    rig, target: Float[Tensor, "21 3"], config: HandFitConfig
+    rig: KeypointRig,
+    target: Float[Tensor, "21 3"],
+    config: HandFitConfig,
+    num_articulation: int = 20,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Articulation latent and similarity (rotation, scale) of the rig onto ``target``."""
-    size = float(torch.linalg.vector_norm(target[9] - target[0]).clamp_min(1.0))
+    """Articulation latent (``num_articulation`` values) and similarity (rotation, scale) of
+    the rig onto ``target``."""
+    size = float(hand_size(target).clamp_min(1.0))
     axis_weights = torch.tensor([1.0, 1.0, config.depth_weight], dtype=torch.float64)
-    articulation = torch.zeros(1, 20, dtype=torch.float64, requires_grad=True)
+    articulation = torch.zeros(1, num_articulation, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([articulation], lr=config.learning_rate)
     for _ in range(config.iterations):
         optimizer.zero_grad()
         keypoints = rig(articulation.float()).double()[0]
         fit = procrustes(keypoints, target, weights=None)
         residual = (fit.aligned - target) / (config.noise * size)
-        loss = torch.log1p((residual.pow(2) * axis_weights).sum(-1)).mean()
+        loss = cauchy((residual.pow(2) * axis_weights).sum(-1)).mean()
         loss = loss + config.articulation_weight * articulation.pow(2).sum()
         loss.backward()
         optimizer.step()
@@ -115,7 +137,7 @@ def fit_articulation(
 
 
 def fit_hand(
-    model: AnnyHandModel,
+    model: HandModel,
     keypoints2d: Float[np.ndarray, "21 2"],
     keypoint_depth: Float[np.ndarray, "21"],
     K: Float[Tensor, "3 3"],
@@ -133,10 +155,10 @@ def fit_hand(
     K64 = torch.as_tensor(K, dtype=torch.float64)
     rig = model.keypoint_rig()
     target = lifted_keypoints(keypoints2d, keypoint_depth, K64)
-    articulation, rotation, scale = fit_articulation(rig, target, config)
+    articulation, rotation, scale = fit_articulation(rig, target, config, model.num_articulation)
     with torch.no_grad():
         canonical_keypoints = rig(articulation).double()[0]
-    # Weak perspective: pixels = (f / Z) * metres, so the image-plane scale gives the depth.
+    # The lifted shape is the hand times f / mean Z, so its image-plane scale gives the depth.
     # (The similarity scale would be biased by MediaPipe's compressed relative depths.)
     rotated = (canonical_keypoints @ rotation.T)[:, :2]
     rotated = rotated - rotated.mean(0)

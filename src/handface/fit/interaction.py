@@ -35,9 +35,18 @@ from torch import Tensor
 
 from handface.fit.evidence import HandFaceEvidence
 from handface.fit.hand_fit import HandFit
-from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit, robust
+from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit
 from handface.geometry.camera import project_points
-from handface.geometry.distance import point_mesh_distance
+from handface.geometry.contact import face_size, hand_size
+from handface.geometry.distance import faces_near, point_mesh_distance
+from handface.geometry.normals import face_normals
+from handface.losses import (
+    cauchy,
+    collision_hinge,
+    contact_pull,
+    depth_behind_hinge,
+    robust_reprojection,
+)
 
 
 @dataclass
@@ -97,27 +106,13 @@ class InteractionResult:
     """Per hand side: 2D gap between the hand's pixels and the head silhouette."""
 
 
-def _head_normals(vertices: Tensor, faces: Tensor) -> Tensor:
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    return torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
-
-
-def faces_near(
-    vertices: Float[Tensor, "V 3"], faces: Tensor, points: Float[Tensor, "N 3"], reach: float
-) -> Tensor:
-    """Mask of the triangles whose centroid lies within ``reach`` of the points' bounding box."""
-    low, high = points.min(0).values - reach, points.max(0).values + reach
-    centroids = vertices[faces].mean(dim=1)
-    return ((centroids >= low) & (centroids <= high)).all(dim=1)
-
-
 class _HeadSurface:
     """Closest-triangle queries against the fitted head in its canonical frame."""
 
     def __init__(self, head: HeadFit, faces: Tensor, reach: float) -> None:
         self.vertices = head.canonical_vertices.double()
         self.faces = faces
-        self.normals = _head_normals(self.vertices, faces)
+        self.normals = face_normals(self.vertices, faces)
         self.reach = reach
 
     def correspond(
@@ -134,12 +129,6 @@ class _HeadSurface:
 
     def signed(self, points: Tensor, closest: Tensor, normals: Tensor) -> Tensor:
         return ((points - closest) * normals).sum(-1)
-
-
-def _pseudo_huber(squared: Tensor) -> Tensor:
-    # Grows linearly for large residuals: unlike a saturating loss it keeps pulling a part
-    # back onto its detections when the contact term tugs it sideways.
-    return torch.sqrt(1.0 + squared) - 1.0
 
 
 def _sample_map(values: Tensor, uv: Tensor) -> Tensor:
@@ -180,8 +169,8 @@ def refine_interaction(
     canonical_landmarks = (head.landmarks.double() - head_transl0) @ head_rotation0
     lm_target = torch.as_tensor(face_landmarks2d, dtype=torch.float64)
     lm_weights = torch.as_tensor(landmark_weights, dtype=torch.float64)
-    face_size = float(np.linalg.norm(np.ptp(face_landmarks2d[:NUM_SURFACE_LANDMARKS], axis=0)))
-    lm_scale = 1.0 / (config.landmark_noise * max(face_size, 1.0))
+    face_px = face_size(face_landmarks2d[:NUM_SURFACE_LANDMARKS])
+    lm_scale = 1.0 / (config.landmark_noise * max(face_px, 1.0))
     head_depth = head_depth.double()
     overlap = [torch.as_tensor(e.overlap) for e in evidence]
 
@@ -201,7 +190,7 @@ def refine_interaction(
     )
     hand_data = []
     for hand, keypoints2d in zip(hands, hand_keypoints2d, strict=True):
-        size = float(np.linalg.norm(keypoints2d[9] - keypoints2d[0]))
+        size = hand_size(keypoints2d)
         hand_data.append(
             {
                 "rotation0": hand.rotation.double(),
@@ -240,16 +229,23 @@ def refine_interaction(
             optimizer.zero_grad()
             R_h, t_h = head_pose()
             landmarks = canonical_landmarks @ R_h.T + t_h
-            residual = (project_points(landmarks, K64) - lm_target) * lm_scale
             # squared: the separate head fit already down-weighted unreliable landmarks, and
             # the head must hold its place in the image while the hands are moved onto it
-            loss = (lm_weights * residual.pow(2).sum(-1)).sum() / lm_weights.sum()
+            loss = robust_reprojection(
+                project_points(landmarks, K64), lm_target, lm_scale, lm_weights, kernel="squared"
+            )
             loss = loss + ((t_h[2] - head_depth0) / (config.head_depth_sigma * head_depth0)) ** 2
             for i, data in enumerate(hand_data):
                 R, t = hand_pose(i)
                 keypoints = data["keypoints"] @ R.T + t
-                residual = (project_points(keypoints, K64) - data["target"]) * data["scale"]
-                loss = loss + _pseudo_huber(residual.pow(2).sum(-1)).mean()
+                # pseudo-Huber: keeps pulling the hand back onto its keypoints when the contact
+                # term tugs it sideways
+                loss = loss + robust_reprojection(
+                    project_points(keypoints, K64),
+                    data["target"],
+                    data["scale"],
+                    kernel="pseudo_huber",
+                )
                 depth0 = data["depth0"]
                 loss = loss + ((t[2] - depth0) / (config.hand_depth_sigma * depth0)) ** 2
                 vertices = data["vertices"] @ R.T + t
@@ -260,7 +256,7 @@ def refine_interaction(
                     valid = observed > 0
                     if valid.any():
                         err = (keypoints[valid, 2] - observed[valid]) / 0.01
-                        loss = loss + config.depth_map_weight * robust(err.pow(2)).mean()
+                        loss = loss + config.depth_map_weight * cauchy(err.pow(2)).mean()
                 in_front = _sample_map(overlap[i], uv)
                 if in_front.any():
                     z_head = (
@@ -268,8 +264,9 @@ def refine_interaction(
                     )
                     finite = torch.isfinite(z_head)
                     if finite.any():
-                        behind = torch.relu(vertices[in_front][finite, 2] - z_head[finite])
-                        loss = loss + config.order_weight * (behind / 0.01).pow(2).mean()
+                        loss = loss + config.order_weight * depth_behind_hinge(
+                            vertices[in_front][finite, 2], z_head[finite]
+                        )
                 # hand vertices in the head's canonical frame
                 local = (vertices - t_h) @ R_h
                 if step % config.correspondence_every == 0:
@@ -280,14 +277,13 @@ def refine_interaction(
                 closest, normals, _ = correspondences[i]
                 signed = surface.signed(local, closest, normals)
                 press = config.press_mm / 1000.0
-                deep = torch.relu(-signed - press - 0.001)
-                loss = loss + config.collision_weight * (deep / 0.005).pow(2).mean()
+                loss = loss + config.collision_weight * collision_hinge(signed, press + 0.001)
                 if contact[hands[i].side]:
                     on_head = torch.isfinite(_sample_map(head_depth, uv))
                     candidates = signed[on_head] if on_head.sum() >= 3 else signed
-                    k = min(config.contact_vertices, candidates.numel())
-                    nearest = torch.topk(candidates, k, largest=False).values
-                    loss = loss + config.contact_weight * ((nearest + press) / 0.005).pow(2).mean()
+                    loss = loss + config.contact_weight * contact_pull(
+                        candidates, config.contact_vertices, press
+                    )
             loss.backward()
             optimizer.step()
 
@@ -304,7 +300,7 @@ def refine_interaction(
                 closest, normals, _ = found
                 gap = float(surface.signed(local, closest, normals).min())
             gaps[hand.side] = 1000.0 * gap
-            near_2d = evidence[i].gap_px <= config.contact_gap_px * face_size
+            near_2d = evidence[i].gap_px <= config.contact_gap_px * face_px
             near_3d = gap <= config.contact_gap_fraction * float(t[2])
             contact[hand.side] = bool(near_2d and near_3d)
     if any(contact.values()):

@@ -33,18 +33,19 @@ from handface.errors import InputError
 from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
 from handface.fit.evidence import hand_face_evidence, hand_mask
 from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
-from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, landmark_weights
-from handface.fit.interaction import InteractionConfig, faces_near, refine_interaction
+from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, fit_layout, landmark_weights
+from handface.fit.interaction import InteractionConfig, refine_interaction
 from handface.geometry.camera import project_points
-from handface.geometry.distance import point_mesh_distance, signed_distance
+from handface.geometry.contact import (
+    contact_probability,
+    penetration_from_sdf,
+    surface_signed_distance,
+    touching,
+)
+from handface.geometry.distance import point_mesh_distance
 from handface.models.face_areas import touched_areas
-from handface.models.landmarks import landmarks_68_from_478
+from handface.models.landmarks import landmarks_478_from_68
 from handface.render.rasterizer import rasterize
-
-CONTACT_DISTANCE = 0.005
-"""A vertex is in contact within this distance (metres) of the other surface (DESIGN.md)."""
-CONTACT_SOFTNESS = 0.001
-"""Width (metres) of the logistic that turns distance into contact probability."""
 
 
 @dataclass
@@ -64,16 +65,6 @@ class ReconstructConfig:
     head: HeadFitConfig = field(default_factory=HeadFitConfig)
     hand: HandFitConfig = field(default_factory=HandFitConfig)
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
-
-
-def contact_probability(distance: Tensor) -> Tensor:
-    """Per-vertex contact probability from the distance to the other surface (0.5 at 5 mm).
-
-    Example:
-        >>> contact_probability(torch.tensor([0.0, 0.005, 0.02])).round(decimals=3)
-        tensor([0.9930, 0.5000, 0.0000])
-    """
-    return torch.sigmoid((CONTACT_DISTANCE - distance) / CONTACT_SOFTNESS)
 
 
 def _render_depth(vertices: Tensor, faces: Tensor, K: Tensor, size: tuple[int, int]) -> Tensor:
@@ -108,18 +99,18 @@ class Reconstructor:
     @property
     def head_model(self):
         if self._head is None:
-            from handface.models.anny_backend import AnnyHeadModel
+            from handface.models.defaults import default_head_model
 
-            self._head = AnnyHeadModel()
+            self._head = default_head_model()
         return self._head
 
     def hand_model(self, side: str):
         if self._hands is None:
             self._hands = {}
         if side not in self._hands:
-            from handface.models.anny_backend import AnnyHandModel
+            from handface.models.defaults import default_hand_model
 
-            self._hands[side] = AnnyHandModel(side)
+            self._hands[side] = default_hand_model(side)
         return self._hands[side]
 
     @property
@@ -133,9 +124,10 @@ class Reconstructor:
     @property
     def regions(self):
         if self._regions is None:
-            from handface.models.regions import load_face_regions
+            from handface.models.regions import face_regions_for
 
-            self._regions = load_face_regions()
+            # the stored map of the Anny head, a uniform stand-in for another head (FLAME)
+            self._regions = face_regions_for(self.head_model.num_vertices)
         return self._regions
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -193,7 +185,8 @@ class Reconstructor:
         head_fit, weights = None, None
         if detections.faces:
             face = detections.faces[0]
-            weights = landmark_weights(face.landmarks, masks, self.config.head)
+            layout = fit_layout(self.head_model)  # weights in the model's landmark layout
+            weights = landmark_weights(face.landmarks, masks, self.config.head, layout)
             head_fit = fit_head(
                 self.head_model,
                 face.landmarks,
@@ -226,7 +219,7 @@ class Reconstructor:
                 hand_fits,
                 head_faces=faces,
                 K=camera.K,
-                face_landmarks2d=detections.faces[0].landmarks,
+                face_landmarks2d=fit_layout(self.head_model).select(detections.faces[0].landmarks),
                 landmark_weights=weights,
                 hand_keypoints2d=[h.keypoints for h in detections.hands],
                 head_depth=head_depth,
@@ -303,11 +296,11 @@ class Reconstructor:
             min_distance = float("inf")
             if deformed is not None:
                 if sdf is None:
-                    sdf = self._hand_sdf(fit.vertices, deformed, faces)
-                depths.append(torch.clamp(-sdf, min=0.0))
+                    sdf = self._hand_sdf(fit.vertices, deformed)
+                depths.append(penetration_from_sdf(sdf))
                 min_distance = float(sdf.min())
-                hand_contact = contact_probability(sdf.abs())
-                distance = self._face_to_hand(deformed, fit.vertices, model.faces)
+                hand_contact = contact_probability(sdf)
+                distance = surface_signed_distance(deformed, fit.vertices, model.faces)
                 face_distance = (
                     distance if face_distance is None else torch.minimum(face_distance, distance)
                 )
@@ -317,7 +310,7 @@ class Reconstructor:
                     "global_orient": fit.params.global_orient[0].numpy(),
                     "transl": fit.params.transl[0].numpy(),
                     "articulation": fit.params.articulation[0].numpy(),
-                    "shape": np.full(len(model.shape_labels), 0.5, np.float32),
+                    "shape": model.neutral_shape_tensor()[0].numpy(),
                 },
                 vertices=fit.vertices.numpy(),
                 faces=model.faces.numpy(),
@@ -326,12 +319,11 @@ class Reconstructor:
                 keypoints2d=project_points(fit.keypoints.double(), K).float().numpy(),
                 detected_keypoints2d=detection.keypoints.astype(np.float32),
                 detection_score=float(detection.score),
-                touching=bool(min_distance <= CONTACT_DISTANCE),
+                touching=bool(touching(sdf)) if deformed is not None else False,
                 min_distance_mm=round(1000.0 * min_distance, 3),
             )
         if depths:
             all_depths = torch.cat(depths)
-            all_depths = torch.where(all_depths >= 0.05, torch.zeros_like(all_depths), all_depths)
             penetration["max_after_mm"] = round(1000.0 * float(all_depths.max()), 3)
             penetration["collision_distance_mm"] = round(
                 1000.0 * float(all_depths.sum() / all_depths.numel()), 4
@@ -347,9 +339,12 @@ class Reconstructor:
             rotation = head_fit.rotation
             D = (deformed - head_fit.vertices) @ rotation
             with torch.no_grad():
-                landmarks = self.head_model.landmark_embedding.apply(deformed[None], faces)
-                landmarks68 = landmarks_68_from_478(landmarks)[0]
-                landmarks = landmarks[0]
+                landmarks, landmarks68 = self.head_model.surface_landmarks(deformed[None])
+                landmarks68 = landmarks68[0]
+                # a head with only the 68-point layout: those 68 of the 478, NaN elsewhere
+                landmarks = (
+                    landmarks_478_from_68(landmarks68) if landmarks is None else landmarks[0]
+                )
             face_out = CapturedFace(
                 params={
                     "global_orient": head_fit.params.global_orient[0].numpy(),
@@ -369,7 +364,13 @@ class Reconstructor:
                 keypoints68_2d=project_points(landmarks68.double(), K).float().numpy(),
                 detected_landmarks2d=detections.faces[0].landmarks.astype(np.float32),
             )
-            touched = touched_areas(face_contact.numpy())
+            if self.regions.generic:  # no named areas, regions or stiffness for this head
+                warnings.append(
+                    f"the {type(self.head_model).__name__} has no face regions: uniform tissue "
+                    "stiffness, no named touched areas"
+                )
+            else:
+                touched = touched_areas(face_contact.numpy())
         return Capture(
             image_size=image_size,
             K=K.numpy(),
@@ -382,34 +383,9 @@ class Reconstructor:
             mode=self.config.mode,
         )
 
-    def _hand_sdf(self, hand_vertices: Tensor, head_vertices: Tensor, faces: Tensor) -> Tensor:
-        """Signed distance of hand vertices to the head (negative inside), 1 m where far."""
-        return self._hand_distance(hand_vertices, head_vertices, faces)[0]
-
-    def _hand_distance(
-        self, hand_vertices: Tensor, head_vertices: Tensor, faces: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
-        """Signed distance (float32; 1 m where the hand is over 5 cm from every head triangle)
-        and the closest head points (``None`` when far)."""
-        if not faces_near(head_vertices, faces, hand_vertices, 0.05).any():
-            return torch.ones(hand_vertices.shape[0]), None
-        # The winding number needs the whole (closed-ish) head, not only the near triangles.
-        result = signed_distance(hand_vertices.double(), head_vertices.double(), faces)
-        return result.sdf.float(), result.closest_points
-
-    def _face_to_hand(
-        self, face_vertices: Tensor, hand_vertices: Tensor, hand_faces: Tensor
-    ) -> Tensor:
-        """Distance of every face vertex to the hand surface (1 m where far)."""
-        distance = torch.ones(face_vertices.shape[0])
-        low = hand_vertices.min(0).values - 0.02
-        high = hand_vertices.max(0).values + 0.02
-        near = ((face_vertices >= low) & (face_vertices <= high)).all(dim=1)
-        if near.any():
-            distance[near] = point_mesh_distance(
-                face_vertices[near].double(), hand_vertices.double(), hand_faces
-            ).distance.float()
-        return distance
+    def _hand_sdf(self, hand_vertices: Tensor, head_vertices: Tensor) -> Tensor:
+        """Signed distance of hand vertices to the head (negative inside; FAR where far)."""
+        return surface_signed_distance(hand_vertices, head_vertices, self.head_model.faces)
 
     def _back_out(
         self, fit: HandFit, head_vertices: Tensor, limit: float
@@ -423,15 +399,17 @@ class Reconstructor:
         """
         faces = self.head_model.faces
         for attempt in range(9):
-            sdf, closest = self._hand_distance(fit.vertices, head_vertices, faces)
-            if closest is None or attempt == 8:
+            sdf = self._hand_sdf(fit.vertices, head_vertices)
+            depths = penetration_from_sdf(sdf)
+            depth = float(depths.max())
+            if depth <= limit or attempt == 8:
                 break
-            real = torch.where(sdf <= -0.05, torch.zeros_like(sdf), sdf)
-            deepest = int(torch.argmin(real))
-            depth = -float(real[deepest])
-            if depth <= limit:
-                break
-            way_out = closest[deepest] - fit.vertices[deepest].double()
+            # one direction for every vertex that is too deep (weighted by how deep): stepping
+            # out of the deepest vertex alone swings between two sides of a crease (the lips)
+            deep = depths > limit
+            points = fit.vertices[deep].double()
+            closest = point_mesh_distance(points, head_vertices.double(), faces).closest_points
+            way_out = ((closest - points) * depths[deep, None].double()).sum(0)
             way_out = way_out / way_out.norm().clamp_min(1e-9)
             step = (depth - 0.75 * limit) * way_out
             fit = fit.moved(fit.rotation, fit.params.transl[0] + step.float())
@@ -445,9 +423,8 @@ class Reconstructor:
         before = 0.0
         colliders = []
         for fit in hand_fits:
-            sdf = self._hand_sdf(fit.vertices, head_vertices, faces)
-            depth = float((-sdf).clamp_min(0.0).max())
-            before = max(before, depth if depth < 0.05 else 0.0)
+            sdf = self._hand_sdf(fit.vertices, head_vertices)
+            before = max(before, float(penetration_from_sdf(sdf).max()))
             if float(sdf.min()) < 0.0:
                 colliders.append(Collider(fit.vertices, self.hand_model(fit.side).faces))
         if not colliders:

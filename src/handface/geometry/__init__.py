@@ -1,4 +1,5 @@
-"""Pure tensor geometry: camera projection, distances to meshes, alignment."""
+"""Pure tensor geometry: camera projection, distances to meshes, normals, alignment, and the
+one definition of hand-face contact (:mod:`handface.geometry.contact`)."""
 
 from handface.geometry.alignment import (
     ProcrustesResult,
@@ -15,16 +16,25 @@ from handface.geometry.camera import (
     transform_points,
     unproject_points,
 )
+from handface.geometry.contact import (
+    CONTACT_DISTANCE,
+    contact_labels,
+    contact_probability,
+    penetration_depth,
+    surface_signed_distance,
+    touching,
+)
 from handface.geometry.distance import (
     ClosestPointResult,
     SignedDistanceResult,
     closest_point_on_triangles,
-    penetration_depth,
+    faces_near,
     point_mesh_distance,
     signed_distance,
     solid_angles,
     winding_number,
 )
+from handface.geometry.normals import face_normals, vertex_normals
 
 __all__ = [
     "ClosestPointResult",
@@ -32,7 +42,12 @@ __all__ = [
     "SignedDistanceResult",
     "apply_similarity",
     "chamfer_distance",
+    "CONTACT_DISTANCE",
     "closest_point_on_triangles",
+    "contact_labels",
+    "contact_probability",
+    "face_normals",
+    "faces_near",
     "intrinsics_from_fov",
     "invert_similarity",
     "look_at",
@@ -43,7 +58,10 @@ __all__ = [
     "project_points",
     "signed_distance",
     "solid_angles",
+    "surface_signed_distance",
+    "touching",
     "transform_points",
     "unproject_points",
+    "vertex_normals",
     "winding_number",
 ]

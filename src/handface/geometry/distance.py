@@ -44,7 +44,7 @@ __all__ = [
     "ClosestPointResult",
     "SignedDistanceResult",
     "closest_point_on_triangles",
-    "penetration_depth",
+    "faces_near",
     "point_mesh_distance",
     "signed_distance",
     "solid_angles",
@@ -877,10 +877,21 @@ def signed_distance(
     return SignedDistanceResult(*fields)
 
 
-def penetration_depth(
-    points: Float[Tensor, "*batch N 3"],
-    vertices: Float[Tensor, "*batch V 3"],
+def faces_near(
+    vertices: Float[Tensor, "V 3"],
     faces: Int[Tensor, "F 3"],
-) -> Float[Tensor, "*batch N"]:
-    """How deep each point is inside the mesh (0 outside): ``relu(-sdf)``; differentiable."""
-    return torch.relu(-signed_distance(points, vertices, faces).sdf)
+    points: Float[Tensor, "N 3"],
+    reach: float,
+) -> Bool[Tensor, " F"]:
+    """Mask of the triangles whose centroid lies within ``reach`` of the points' bounding box.
+
+    A cheap pre-filter before exact distance queries between two nearby meshes.
+
+    Example:
+        >>> v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5], [6, 5, 5], [5, 6, 5]])
+        >>> faces_near(v, torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.zeros(1, 3), 1.0)
+        tensor([ True, False])
+    """
+    low, high = points.min(0).values - reach, points.max(0).values + reach
+    centroids = vertices[faces].mean(dim=1)
+    return ((centroids >= low) & (centroids <= high)).all(dim=1)

@@ -36,6 +36,7 @@ from jaxtyping import Float, UInt8
 
 from handface.capture import CAPTURE_SCHEMA_VERSION, Capture, CapturedFace, CapturedHand
 from handface.errors import InputError
+from handface.geometry.contact import in_contact
 from handface.io.files import atomic_output_dir
 from handface.io.mesh import save_ply
 
@@ -44,8 +45,6 @@ PARAMS_FILE = "params.npz"
 FACE_FILE = "face.ply"
 OVERLAY_FILE = "overlay.png"
 HAND_SIDES = ("left", "right")
-CONTACT_THRESHOLD = 0.5
-"""A vertex is in contact when its probability is above this (as in ``handface eval``)."""
 
 # Arrays of params.npz that are not model parameters (see Capture.label_arrays).
 _FACE_ARRAYS = {
@@ -117,7 +116,7 @@ def capture_summary(capture: Capture) -> dict[str, Any]:
         face = {
             "detected": bool(detected.any()),
             "num_vertices": int(len(f.vertices)),
-            "contact_vertices": int((np.asarray(f.contact) > CONTACT_THRESHOLD).sum()),
+            "contact_vertices": int(in_contact(torch.as_tensor(f.contact)).sum()),
             "max_deformation_mm": _number(deformation_mm.max(initial=0.0), 3),
             "landmark_error_px": _number(_mean_distance(f.detected_landmarks2d, f.landmarks2d), 2),
         }
@@ -125,7 +124,7 @@ def capture_summary(capture: Capture) -> dict[str, Any]:
         side: {
             "touching": bool(hand.touching),
             "min_distance_mm": _number(hand.min_distance_mm, 3),
-            "contact_vertices": int((np.asarray(hand.contact) > CONTACT_THRESHOLD).sum()),
+            "contact_vertices": int(in_contact(torch.as_tensor(hand.contact)).sum()),
             "num_vertices": int(len(hand.vertices)),
             "detection_score": _number(hand.detection_score, 4),
             "keypoint_error_px": _number(

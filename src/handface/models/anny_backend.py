@@ -83,6 +83,13 @@ class AnnyHeadModel(HeadModel):
         (torch.Size([1, 4538, 3]), torch.Size([1, 478, 3]))
     """
 
+    expression_bounds = (0.0, 1.0)
+    """ARKit facial actions: 0 = inactive, 1 = fully active."""
+    neutral_shape = 0.5
+    shape_prior_scale = 0.2
+    shape_bounds = (0.0, 1.0)
+    """Anny phenotypes live in [0, 1]; 0.5 is the average."""
+
     def __init__(self, dtype: torch.dtype = torch.float32, with_landmarks: bool = True) -> None:
         super().__init__()
         self._anny = _load_anny("makehuman-head", "head", "all", "all", dtype)
@@ -153,6 +160,11 @@ class AnnyHandModel(HandModel):
         torch.Size([1, 21, 3])
     """
 
+    neutral_shape = 0.5
+    shape_prior_scale = 0.2
+    shape_bounds = (0.0, 1.0)
+    """Anny phenotypes live in [0, 1]; 0.5 is the average."""
+
     def __init__(self, side: HandSide = "right", dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if side not in ("left", "right"):
@@ -182,6 +194,11 @@ class AnnyHandModel(HandModel):
     def dtype(self) -> torch.dtype:
         return self.template_vertices.dtype
 
+    @property
+    def num_articulation(self) -> int:
+        """The 20 joint-limited degrees of freedom of :mod:`handface.models.hand_pose`."""
+        return NUM_COMPACT_DOFS
+
     def finger_rotvecs(
         self, params: HandParams, batch: int
     ) -> tuple[Float[Tensor, "B 20 3"] | None, Float[Tensor, "B 20 3"] | None]:
@@ -203,7 +220,8 @@ class AnnyHandModel(HandModel):
         )
 
     def keypoint_rig(self, shape: Float[Tensor, "1 S"] | None = None) -> HandKeypointRig:
-        """A fast keypoint-only forward pass at a fixed ``shape`` (default: average hand)."""
+        """A fast keypoint-only forward pass at a fixed ``shape`` (default: average hand);
+        the same keypoints as the base class's full forward pass."""
         return HandKeypointRig(self, shape)
 
     def forward(self, params: HandParams) -> MeshOutput:

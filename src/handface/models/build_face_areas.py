@@ -85,9 +85,9 @@ def _in_eye(points: np.ndarray, contour: np.ndarray, brow_z: float) -> np.ndarra
 
 def build_face_areas(head: AnnyHeadModel | None = None) -> FaceAreas:
     """Derive the area labels (see the module docstring); ``head`` with landmarks, or a new one."""
+    from handface.geometry.normals import vertex_normals
     from handface.models.anny_backend import AnnyHeadModel
     from handface.models.base import HeadParams
-    from handface.render.shading import vertex_normals
 
     head = AnnyHeadModel() if head is None else head
     with torch.no_grad():

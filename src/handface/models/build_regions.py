@@ -71,10 +71,10 @@ def _smooth(values: np.ndarray, faces: np.ndarray, iterations: int, keep: np.nda
 
 
 def build_face_regions() -> FaceRegions:
+    from handface.geometry.normals import vertex_normals
     from handface.models.anny_backend import AnnyHeadModel
     from handface.models.appearance import part_vertex_mask, uv_mask
     from handface.models.base import HeadParams
-    from handface.render.shading import vertex_normals
 
     head = AnnyHeadModel()
     with torch.no_grad():

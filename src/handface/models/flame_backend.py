@@ -5,7 +5,7 @@ obtain it from https://flame.is.tue.mpg.de) or an ``.npz`` with the same keys:
 ``v_template (5023, 3)``, ``f (9976, 3)``, ``shapedirs (5023, 3, 400)`` (300 identity then 100
 expression components), ``posedirs (5023, 3, 36)``, ``J_regressor`` (sparse 5 × 5023),
 ``weights (5023, 5)`` and ``kintree_table (2, 5)``. Pickles are read with the restricted
-unpickler of :mod:`handface.io.safe_pickle` (chumpy is not needed and no code in the file runs).
+unpickler of :mod:`handface.models.safe_pickle` (chumpy is not needed and no code in the file runs).
 
 Frame: FLAME's own canonical frame, unchanged: y up, the face looking along +z, metres, origin
 at the coordinate origin of the model file (not a joint). ``HeadParams.global_orient`` rotates
@@ -17,8 +17,16 @@ such a translation with :func:`handface.models.lbs.transl_about_origin` and the 
 Parameters: ``HeadParams.shape`` holds the first ``n`` identity coefficients and
 ``HeadParams.expression`` the first ``m`` expression PCA coefficients (FLAME has 100; Decaf uses
 ``n = 100, m = 50``) — not the ARKit actions of the Anny backend; the field's width decides
-``n``/``m``. ``neck``, ``jaw`` and ``eyes`` (left, right) are the local axis-angles of FLAME's
-joints 1-4; the root joint's own rotation stays identity (``global_orient`` replaces it).
+``n``/``m``. Both are unbounded PCA coefficients in standard deviations, 0 = average/neutral
+(``neutral_shape = 0``, ``shape_prior_scale = 1``, no ``shape_bounds`` or
+``expression_bounds``). ``neck``, ``jaw`` and ``eyes`` (left, right) are the local axis-angles
+of FLAME's joints 1-4; the root joint's own rotation stays identity (``global_orient`` replaces
+it).
+
+Landmarks: with a 68-point embedding (DECA's ``landmark_embedding.npy``, see
+:func:`load_flame_landmark_embedding`) the forward pass fills ``MeshOutput.landmarks68`` and
+``landmark_layout`` is ``"ibug68"``; fitting then uses those 68 points of MediaPipe's
+detections.
 """
 
 from __future__ import annotations
@@ -32,10 +40,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from handface.errors import ModelFileError
-from handface.io.safe_pickle import load_array_dict, load_npy_object, to_array
 from handface.models.base import HeadModel, HeadParams, MeshOutput
 from handface.models.landmarks import BarycentricEmbedding
 from handface.models.lbs import blend_shapes, local_rotations, rigid_transform, skin
+from handface.models.safe_pickle import load_array_dict, load_npy_object, to_array
 
 FLAME_JOINT_LABELS = ["global", "neck", "jaw", "eye_left", "eye_right"]
 FLAME_NUM_SHAPE = 300
@@ -254,6 +262,5 @@ class FlameHeadModel(HeadModel):
             joints=rigid_transform(joints, params.global_orient, params.transl),
             extras={"canonical_vertices": canonical, "canonical_joints": joints},
         )
-        if self.landmark_embedding is not None:
-            result.landmarks68 = self.landmark_embedding.apply(vertices, self.faces)
+        result.landmarks, result.landmarks68 = self.surface_landmarks(vertices)
         return result

@@ -5,7 +5,9 @@
   output on renders of the head (``python -m handface.models.build_landmarks``) and stored in
   ``models/assets/face_landmarks_mediapipe478.npz``.
 - The 68-point iBUG 300-W layout follows from the 478: each of the 68 points is one MediaPipe
-  landmark with the same anatomical meaning (table :data:`MEDIAPIPE_INDEX_OF_68`).
+  landmark with the same anatomical meaning (table :data:`MEDIAPIPE_INDEX_OF_68`). A head model
+  with only a 68-point embedding (FLAME) is fitted to those 68 of MediaPipe's detections
+  (:data:`LANDMARK_LAYOUTS`).
 - Hand: the 21 keypoints in MediaPipe order are bone heads (wrist, CMC/MCP/PIP/DIP/IP joints)
   and one fingertip vertex per finger, stored in ``models/assets/hand_keypoints.json``.
 """
@@ -51,6 +53,43 @@ HAND_KEYPOINT_NAMES: tuple[str, ...] = (
     "little_mcp", "little_pip", "little_dip", "little_tip",
 )  # fmt: skip
 """The 21 hand keypoints in MediaPipe order."""
+
+MEDIAPIPE_FACE_OVAL: tuple[int, ...] = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)  # fmt: skip
+"""MediaPipe face-mesh landmarks on the face outline (they slide with the silhouette)."""
+NUM_MEDIAPIPE_SURFACE = 468
+"""MediaPipe landmarks 468-477 are the irises; the first 468 lie on the face surface."""
+
+
+@dataclass(frozen=True)
+class LandmarkLayout:
+    """A face landmark layout as fitting sees it: which detected MediaPipe landmarks it uses,
+    which of its points lie on the face outline (they slide with the silhouette) and how many
+    of its first points lie on the face surface (the rest, irises, follow the eyeballs)."""
+
+    name: str
+    num_points: int
+    mediapipe_index: tuple[int, ...] | None
+    """MediaPipe landmark of each point (``None``: the layout is MediaPipe's own 478)."""
+    outline: tuple[int, ...]
+    num_surface: int
+
+    def select(self, mediapipe: Float[np.ndarray, "*B 478 C"]) -> Float[np.ndarray, "*B L C"]:
+        """This layout's points out of MediaPipe's 478 (detections: 2D points, depths, ...)."""
+        if self.mediapipe_index is None:
+            return mediapipe
+        return mediapipe[..., list(self.mediapipe_index), :]
+
+
+LANDMARK_LAYOUTS: dict[str, LandmarkLayout] = {
+    "mediapipe478": LandmarkLayout(
+        "mediapipe478", 478, None, MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_SURFACE
+    ),
+    "ibug68": LandmarkLayout("ibug68", 68, MEDIAPIPE_INDEX_OF_68, tuple(range(17)), 68),
+}
+"""The layouts of ``HeadModel.landmark_layout``; iBUG points 0-16 are the jaw outline."""
 
 INTER_OCULAR_68 = (36, 45)
 """Outer eye corners in the 68 layout: the normaliser of face NME."""
@@ -109,6 +148,15 @@ def load_face_landmark_embedding() -> BarycentricEmbedding:
 def landmarks_68_from_478(landmarks: Float[Tensor, "*B 478 C"]) -> Float[Tensor, "*B 68 C"]:
     """Select the 68-point layout from MediaPipe's 478 landmarks (2D or 3D)."""
     return landmarks[..., list(MEDIAPIPE_INDEX_OF_68), :]
+
+
+def landmarks_478_from_68(landmarks68: Float[Tensor, "*B 68 C"]) -> Float[Tensor, "*B 478 C"]:
+    """The 68 points at their MediaPipe indices of a 478 array, NaN elsewhere (for a head model
+    with only the 68-point layout, where a consumer expects MediaPipe's 478)."""
+    shape = (*landmarks68.shape[:-2], 478, landmarks68.shape[-1])
+    out = landmarks68.new_full(shape, float("nan"))
+    out[..., list(MEDIAPIPE_INDEX_OF_68), :] = landmarks68
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,14 @@ rotates about the wrist joint instead; convert with :func:`handface.models.lbs.t
 
 Parameters: ``HandParams.finger_pose`` is ``(B, 15, 3)`` — one local axis-angle per MANO joint
 after the wrist, order ``pose_bone_labels`` (index1-3, middle1-3, pinky1-3, ring1-3, thumb1-3),
-not the 20 bones of the Anny hand; ``shape`` holds the first ``n ≤ 10`` betas. The compact
-``articulation`` latent is Anny-only. :meth:`ManoHandModel.pca_to_finger_pose` maps PCA
-coefficients (``hand_pose @ hands_components[:n]``, plus ``hands_mean`` unless the mean is flat).
+not the 20 bones of the Anny hand; ``shape`` holds the first ``n ≤ 10`` betas (unbounded,
+0 = average: ``neutral_shape = 0``, ``shape_prior_scale = 1``). ``articulation`` is MANO's
+pose latent, ``num_articulation`` values: with the PCA space in the file, the first
+``num_pca_components`` (default 15) PCA coefficients with a flat mean (0 = flat hand, as
+Decaf and DICE use it; a width up to the number of components in the file is accepted);
+without it, the 45 axis-angle values of the 15 joints (``finger_pose`` flattened).
+:meth:`ManoHandModel.pca_to_finger_pose` maps PCA coefficients (``hand_pose @
+hands_components[:n]``, plus ``hands_mean`` unless the mean is flat).
 
 Keypoints: the 16 joints plus 5 fingertip vertices (745, 317, 444, 556, 673 — thumb, index,
 middle, ring, little), in MediaPipe's 21-point order.
@@ -55,6 +60,9 @@ MANO_TO_MEDIAPIPE: tuple[int, ...] = (
     7, 8, 9, 20,  # little
 )  # fmt: skip
 """Row of [16 MANO joints, 5 tips (thumb, index, middle, ring, little)] for each MediaPipe point."""
+DEFAULT_PCA_COMPONENTS = 15
+"""PCA pose coefficients in ``HandParams.articulation`` (what fitting optimises): enough for
+the hand shapes MediaPipe's 21 keypoints can tell apart, few enough to stay well posed."""
 
 
 class ManoHandModel(HandModel):
@@ -73,6 +81,7 @@ class ManoHandModel(HandModel):
         side: HandSide = "right",
         dtype: torch.dtype = torch.float32,
         tip_vertices: tuple[int, ...] = MANO_TIP_VERTICES,
+        num_pca_components: int = DEFAULT_PCA_COMPONENTS,
     ) -> None:
         super().__init__()
         if side not in ("left", "right"):
@@ -103,10 +112,33 @@ class ManoHandModel(HandModel):
                 self, "hands_components", arrays["hands_components"].reshape(-1, 45), dtype
             )
             register_array(self, "hands_mean", arrays["hands_mean"].reshape(45), dtype)
+            available = self.hands_components.shape[0]
+            if not 0 < num_pca_components <= available:
+                raise ValueError(
+                    f"num_pca_components must be in 1..{available}, got {num_pca_components}"
+                )
+        self.num_pca_components = num_pca_components
 
     @property
     def dtype(self) -> torch.dtype:
         return self.template_vertices.dtype
+
+    @property
+    def num_articulation(self) -> int:
+        """``num_pca_components`` PCA coefficients (flat mean) if the file has the PCA space,
+        else the 45 axis-angle values of the 15 finger joints."""
+        return self.num_pca_components if self.has_pca else 3 * (len(MANO_JOINT_LABELS) - 1)
+
+    def articulation_to_finger_pose(self, articulation: Float[Tensor, "B A"]) -> Tensor:
+        """Per-joint axis-angles ``(B, 15, 3)`` from the pose latent ``HandParams.articulation``."""
+        if self.has_pca:
+            return self.pca_to_finger_pose(articulation, flat_hand_mean=True)
+        if articulation.shape[-1] != self.num_articulation:
+            raise ValueError(
+                f"articulation must have {self.num_articulation} values (axis-angles of the 15 "
+                f"joints; this MANO file has no PCA space), got {articulation.shape[-1]}"
+            )
+        return articulation.reshape(*articulation.shape[:-1], 15, 3)
 
     def pca_to_finger_pose(
         self, coefficients: Float[Tensor, "B N"], flat_hand_mean: bool = True
@@ -129,10 +161,6 @@ class ManoHandModel(HandModel):
         return pose.reshape(*coefficients.shape[:-1], 15, 3)
 
     def forward(self, params: HandParams) -> MeshOutput:
-        if params.articulation is not None:
-            raise ValueError(
-                "articulation is the Anny hand's compact latent; give MANO finger_pose (B, 15, 3)"
-            )
         batch = params.batch_size
         like = self.template_vertices
         v_shaped = like.expand(batch, -1, -1)
@@ -144,12 +172,18 @@ class ManoHandModel(HandModel):
             v_shaped = v_shaped + blend_shapes(betas, self.shapedirs[..., :count])
         eye = torch.eye(3, dtype=like.dtype, device=like.device)
         rotations = eye.expand(batch, len(self.parents), 3, 3)
+        fingers = []  # compact first, then per-bone (HandParams)
+        if params.articulation is not None:
+            pose = self.articulation_to_finger_pose(params.articulation.to(like))
+            fingers.append(roma.rotvec_to_rotmat(pose.expand(batch, -1, -1)))
         if params.finger_pose is not None:
             shape = tuple(params.finger_pose.shape)
             if shape[-2:] != (len(self.parents) - 1, 3):
                 raise ValueError(f"finger_pose must be (B, 15, 3) for MANO, got {shape}")
-            fingers = roma.rotvec_to_rotmat(params.finger_pose.to(like).expand(batch, -1, -1))
-            rotations = torch.cat([rotations[:, :1], fingers], dim=1)
+            fingers.append(roma.rotvec_to_rotmat(params.finger_pose.to(like).expand(batch, -1, -1)))
+        if fingers:
+            finger_rotations = fingers[0] if len(fingers) == 1 else fingers[0] @ fingers[1]
+            rotations = torch.cat([rotations[:, :1], finger_rotations], dim=1)
         canonical, joints = skin(
             v_shaped, rotations, self.posedirs, self.joint_regressor, self.parents, self.weights
         )

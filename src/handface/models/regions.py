@@ -34,6 +34,9 @@ class FaceRegions:
 
     labels: Int[Tensor, " V"]
     stiffness: Float[Tensor, " V"]
+    generic: bool = False
+    """``True`` for the uniform stand-in of a head without a stored map
+    (:func:`face_regions_for`): every vertex face skin of one stiffness."""
 
     def mask(self, *names: str) -> Bool[Tensor, " V"]:
         """Vertices in any of the named regions.
@@ -61,6 +64,34 @@ class FaceRegions:
             stiffness=self.stiffness.numpy().astype(np.float32),
             names=np.array(REGION_NAMES),
         )
+
+
+UNIFORM_STIFFNESS = 0.4
+"""Stiffness of every vertex of a head without a stored map (the median of the Anny map)."""
+
+
+def uniform_face_regions(num_vertices: int, stiffness: float = UNIFORM_STIFFNESS) -> FaceRegions:
+    """Every vertex face skin of one ``stiffness`` (all of them on the outer surface).
+
+    Example:
+        >>> regions = uniform_face_regions(5)
+        >>> regions.generic, bool(regions.outer_surface.all()), regions.stiffness.tolist()[0]
+        (True, True, 0.4000000059604645)
+    """
+    return FaceRegions(
+        labels=torch.zeros(num_vertices, dtype=torch.int64),
+        stiffness=torch.full((num_vertices,), float(stiffness)),
+        generic=True,
+    )
+
+
+def face_regions_for(num_vertices: int) -> FaceRegions:
+    """The stored regions for a head of the Anny head's vertex count, else the uniform
+    stand-in (:func:`uniform_face_regions`; e.g. FLAME, whose regions are not derived)."""
+    stored = load_face_regions()
+    if int(stored.labels.shape[0]) == num_vertices:
+        return stored
+    return uniform_face_regions(num_vertices)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,8 +12,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from handface.geometry.camera import intrinsics_from_fov
+from handface.geometry.normals import vertex_normals
 from handface.models.base import HandParams, HeadParams
-from handface.render.shading import vertex_normals
 
 HEAD_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking the head's canonical frame (z up, face towards -y) to a camera in front of

@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from handface.errors import InputError
+from handface.geometry.normals import vertex_normals
 from handface.render.interpolate import (
     interpolate_at_pixels,
     interpolate_face_attributes_at_pixels,
@@ -63,29 +64,6 @@ class RenderOutput:
     depth: Float[Tensor, "*batch H W"]
     normals: Float[Tensor, "*batch H W 3"]
     fragments: Fragments = field(repr=False)
-
-
-def vertex_normals(
-    vertices: Float[Tensor, "*batch V 3"], faces: Int[Tensor, "F 3"]
-) -> Float[Tensor, "*batch V 3"]:
-    """Unit per-vertex normals: area-weighted sum of the incident faces' right-hand normals.
-
-    For a counter-clockwise (seen from outside) winding they point outwards. Vertices without
-    faces get a zero normal. Differentiable.
-
-    Example:
-        >>> v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
-        >>> vertex_normals(v, torch.tensor([[0, 1, 2]]))[0].tolist()
-        [0.0, 0.0, 1.0]
-    """
-    faces = faces.to(torch.int64)
-    v0, v1, v2 = (vertices.index_select(-2, faces[:, i]) for i in range(3))
-    # The cross product's length is twice the face area: area weighting for free.
-    fn = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
-    normals = torch.zeros_like(vertices)
-    for i in range(3):
-        normals = normals.index_add(-2, faces[:, i], fn)
-    return normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def sample_texture(

@@ -23,21 +23,22 @@ from PIL import Image
 from tqdm import tqdm
 
 from handface.data.sample import SEGMENTATION_LABELS
-from handface.errors import InputError
-from handface.geometry.camera import project_points
-from handface.io.files import atomic_output_dir
-from handface.models.hand_pose import latent_to_angles
-from handface.models.landmarks import landmarks_68_from_478
-from handface.models.regions import REGION_NAMES
-from handface.synth.layout import (
+from handface.data.synth_layout import (
     DEPTH_SCALE_M,
     FORMAT_NAME,
     FORMAT_VERSION,
     LABEL_KEYS,
     item_key,
 )
+from handface.errors import InputError
+from handface.geometry.camera import project_points
+from handface.geometry.contact import CONTACT_DISTANCE
+from handface.io.files import atomic_output_dir
+from handface.models.hand_pose import latent_to_angles
+from handface.models.landmarks import landmarks_68_from_478
+from handface.models.regions import REGION_NAMES
 from handface.synth.render import plan_colours, render_frame
-from handface.synth.sampler import CONTACT_THRESHOLD, Frame, SynthModels, sample_frames
+from handface.synth.sampler import Frame, SynthModels, sample_frames
 
 
 @contextmanager
@@ -189,7 +190,7 @@ def generate(
             "head_shape_labels": list(models.head.shape_labels),
             "hand_shape_labels": list(models.hands["right"].shape_labels),
             "depth_scale_m": DEPTH_SCALE_M,
-            "contact_threshold_m": CONTACT_THRESHOLD,
+            "contact_threshold_m": CONTACT_DISTANCE,
             "segmentation_labels": SEGMENTATION_LABELS,
             "label_keys": LABEL_KEYS,
             "items": entries,

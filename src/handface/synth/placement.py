@@ -20,7 +20,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from handface.geometry.distance import signed_distance
-from handface.render.shading import vertex_normals
+from handface.geometry.normals import vertex_normals
 from handface.synth.interactions import Anchor, HandFeature, mirror_landmark, side_sign
 
 # Vertices within this radius of the anchor give its (smoothed) surface normal.

@@ -27,7 +27,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from handface.geometry.camera import intrinsics_from_fov
-from handface.geometry.distance import point_mesh_distance, signed_distance
+from handface.geometry.contact import contact_labels, surface_signed_distance
+from handface.geometry.distance import signed_distance
 from handface.models.base import HandParams, HeadParams
 from handface.models.scene import head_rotation
 from handface.synth.appearance import RenderLook, sample_look
@@ -46,9 +47,6 @@ from handface.synth.placement import (
     place_hand,
     push_out,
 )
-
-CONTACT_THRESHOLD = 0.005
-"""A vertex is in contact when it is within 5 mm of the other surface (DESIGN.md)."""
 
 EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
     "neutral": {},
@@ -427,10 +425,10 @@ def realize_frame(
     keypoints_cam = hand_to_head(hand.keypoints[0]) @ rotation.T + translation
     landmarks = models.head.landmark_embedding.apply(deformed_cam, head_faces)
 
-    face_distance = point_mesh_distance(deformed_cam, hand_cam, hand_model.faces).distance
+    face_sdf = surface_signed_distance(deformed_cam, hand_cam, hand_model.faces)
     hand_sdf = signed_distance(hand_cam, deformed_cam, head_faces).sdf
-    face_contact = (face_distance <= CONTACT_THRESHOLD).float()
-    hand_contact = (hand_sdf <= CONTACT_THRESHOLD).float()
+    face_contact = contact_labels(face_sdf)
+    hand_contact = contact_labels(hand_sdf)
 
     hand_rotation = rotation @ plan.placement.rotation
     hand_translation = rotation @ (plan.placement.translation + plan.approach[index]) + translation
