@@ -259,3 +259,127 @@ def bench_fit(
 
 
 BENCHMARKS["fit"] = bench_fit
+
+
+def bench_dice(image: Path | None = None) -> dict[str, float]:
+    """Size and speed of the DICE network (``dice-small`` and the paper's ``dice``).
+
+    On one photo (default: the first of ``examples/``, else a synthetic render) MediaPipe runs
+    to frame the crop, as inference does; then, for ``dice-small``: ``params_m`` (millions),
+    ``gflops`` (multiply-adds of one crop, the papers' "GFLOPs"), ``net_ms`` (median forward of
+    the network alone at batch 1, parametric models included), ``predict_ms`` (what inference
+    runs: the crop and its mirror in one batch of 2), ``detect_ms`` (MediaPipe on the same
+    photo, same run), ``net_over_detect`` and ``predict_over_detect``; ``train_samples_per_s``
+    (one full training step at batch 16 — network, objective, AdamW, discriminator step — on a
+    fixed batch of crops, data loading excluded); for ``dice``: ``params_m``, ``gflops``,
+    ``net_ms``. Untrained weights: speed does not depend on them.
+    """
+    import numpy as np
+    import torch
+
+    from handface.detect.images import load_image
+    from handface.detect.mediapipe_detector import MediaPipeDetector
+    from handface.dice.config import get_config
+    from handface.dice.crops import CropConfig, crop_box
+    from handface.dice.dataset import image_tensor
+    from handface.dice.flops import count_flops
+    from handface.dice.mirror import predict_both_hands
+    from handface.dice.train import build_network
+
+    if image is None:
+        examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.jpg"))
+        image = examples[0] if examples else None
+    if image is None:  # an installed package without the repository's examples/
+        import tempfile
+
+        from handface.synth.generate import generate
+
+        with tempfile.TemporaryDirectory() as tmp:
+            data = generate(Path(tmp) / "data", num=1, seed=0, size=512, progress=False)
+            rgb = load_image(data / "images" / "000000.png").rgb
+    else:
+        rgb = load_image(image).rgb
+    detector = MediaPipeDetector()
+    detections = detector(rgb)
+    detect_ms = median_ms(lambda: detector(rgb), repeats=10)
+    points = [f.landmarks for f in detections.faces] + [h.keypoints for h in detections.hands]
+    height, width = rgb.shape[:2]
+    if not points:  # nothing found: the centre square
+        points = [np.array([[0.25 * width, 0.25 * height], [0.75 * width, 0.75 * height]])]
+    figures: dict[str, float] = {"detect_ms": round(detect_ms, 2)}
+    for name in ("dice-small", "dice"):
+        config = get_config(name)
+        net = build_network(config).eval()
+        crop = crop_box(np.concatenate(points), CropConfig(size=config.input_size))
+        x = image_tensor(crop.apply(rgb))[None]
+        flops = count_flops(net, x)
+        with torch.no_grad():
+            net_ms = median_ms(
+                lambda net=net, x=x: net(x), repeats=10 if name == "dice-small" else 3
+            )
+        figures[f"{name}/params_m"] = round(flops.params / 1e6, 3)
+        figures[f"{name}/gflops"] = round(flops.gmacs, 3)
+        figures[f"{name}/net_ms"] = round(net_ms, 2)
+        if name == "dice-small":
+            with torch.no_grad():
+                predict_ms = median_ms(lambda net=net, x=x: predict_both_hands(net, x), repeats=10)
+            figures[f"{name}/predict_ms"] = round(predict_ms, 2)
+            figures[f"{name}/net_over_detect"] = round(net_ms / detect_ms, 3)
+            figures[f"{name}/predict_over_detect"] = round(predict_ms / detect_ms, 3)
+            figures[f"{name}/train_samples_per_s"] = round(_train_rate(net, x), 2)
+        del net
+    return figures
+
+
+def _train_rate(net, crop_image, batch_size: int = 16, steps: int = 5) -> float:
+    """Samples per second of full DICE training steps on a fixed batch (targets: the template)."""
+    import torch
+
+    from handface.dice.discriminator import DiceDiscriminators
+    from handface.dice.objective import DiceObjective
+    from handface.dice.train import DiceStep
+
+    templates = net.templates
+    num_face, num_hand = templates.face_vertices.shape[0], templates.hand_vertices.shape[0]
+    b = batch_size
+    batch = {
+        "image": crop_image.expand(b, -1, -1, -1).clone(),
+        "face_vertices": templates.face_vertices.expand(b, -1, -1).clone(),
+        "face_vertices_deformed": templates.face_vertices.expand(b, -1, -1).clone(),
+        "deformation": torch.zeros(b, num_face, 3),
+        "face_contact": torch.zeros(b, num_face),
+        "face_keypoints3d": templates.face_keypoints.expand(b, -1, -1).clone(),
+        "face_keypoints2d": torch.zeros(b, 68, 2),
+        "head_rotation": templates.face_rotation.expand(b, -1, -1).clone(),
+        "face_params_valid": torch.ones(b),
+        "head_expression": torch.zeros(b, len(net.head_model.expression_labels)),
+        "head_shape": torch.full((b, len(net.head_model.shape_labels)), 0.5),
+        "has_hand": torch.ones(b),
+        "hand_vertices": templates.hand_vertices.expand(b, -1, -1).clone(),
+        "hand_contact": torch.zeros(b, num_hand),
+        "hand_keypoints3d": templates.hand_keypoints.expand(b, -1, -1).clone(),
+        "hand_keypoints2d": torch.zeros(b, 21, 2),
+        "hand_params_valid": torch.ones(b),
+        "hand_rotation": templates.hand_rotation.expand(b, -1, -1).clone(),
+        "hand_articulation": torch.zeros(b, 20),
+        "hand_shape": torch.full((b, 6), 0.5),
+    }
+    discriminators = DiceDiscriminators(
+        net.head_model, net.hand_model, net.config.discriminator_hidden
+    )
+    step = DiceStep(
+        net,
+        discriminators,
+        DiceObjective(net),
+        torch.optim.AdamW(net.parameters(), lr=1e-4),
+        torch.optim.AdamW(discriminators.parameters(), lr=1e-4),
+        grad_clip=1.0,
+    )
+    step(batch, 0)  # warm-up
+    start = time.perf_counter()
+    for i in range(steps):
+        step(batch, i + 1)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+BENCHMARKS["dice"] = bench_dice

@@ -27,11 +27,12 @@ class Bench:
     Benchmarks: geometry (signed distance of a hand against the head), render (rasterizer
     forward + backward), landmarks (embedded landmarks against MediaPipe on held-out renders),
     synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples),
-    fit (single-image capture through the real detector on synthetic images, separate vs full).
+    fit (single-image capture through the real detector on synthetic images, separate vs full),
+    dice (DICE network size, speed against MediaPipe, training samples/s).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render, landmarks, synth or fit."""
+    """Which benchmark to run: geometry, render, landmarks, synth, fit or dice."""
     json: bool = False
     """Print one JSON object instead of a table."""
     num: int | None = None
@@ -77,19 +78,27 @@ class Reconstruct:
     regions touched, penetration, timings, warnings), face.ply (deformed, contact as colour),
     hand_left.ply / hand_right.ply, params.npz and overlay.png (meshes over the photo with a
     contact heat map). Videos give one frame (the middle one); `handface track` is for videos.
+
+    --method fit fits the models to MediaPipe's landmarks (optimisation); --method dice runs
+    the DICE network (weights from `handface train`, given with --checkpoint).
     """
 
     images: tyro.conf.Positional[tuple[Path, ...]]
     """Image files (JPEG, PNG, ...; RGB, RGBA, grayscale, EXIF-rotated, any size)."""
     out: Path
     """Output folder; one sub-folder per image."""
+    method: Literal["fit", "dice"] = "fit"
+    """fit: optimisation on the detected landmarks; dice: the DICE network (--checkpoint)."""
+    checkpoint: Path | None = None
+    """DICE weights: model.pt (or checkpoint.pt) of a `handface train` run (--method dice)."""
     mode: Literal["full", "separate"] = "full"
-    """full: joint interaction refinement (depth order, contact, collision) and deformation;
-    separate: independent head and hand fits only (the baseline)."""
+    """fit only. full: joint interaction refinement (depth order, contact, collision) and
+    deformation; separate: independent head and hand fits only (the baseline)."""
     focal: float | None = None
     """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
     depth: Path | None = None
-    """Aligned depth map for RGB-D input (one image only): .npy in metres or a 16-bit PNG."""
+    """fit only. Aligned depth map for RGB-D input (one image only): .npy in metres or a 16-bit
+    PNG."""
     depth_scale: float = 0.001
     """Metres per unit of a 16-bit PNG depth map (0.001: millimetres)."""
     overwrite: bool = False
@@ -109,9 +118,23 @@ class Reconstruct:
                 overlay = outcome.folder / "overlay.png"
                 tqdm.write(f"{outcome.source}: {outcome.summary} ({seconds}); overlay: {overlay}")
 
+        from handface.errors import InputError
+
+        reconstructor = None
+        if self.method == "dice":
+            if self.checkpoint is None:
+                raise InputError("--method dice needs --checkpoint (model.pt of handface train)")
+            if self.depth is not None:
+                raise InputError("--depth is used by --method fit only; DICE takes RGB")
+            from handface.dice.predictor import DicePredictor
+
+            reconstructor = DicePredictor(self.checkpoint, focal=self.focal)
+        elif self.checkpoint is not None:
+            raise InputError("--checkpoint goes with --method dice")
         result = reconstruct_files(
             self.images,
             self.out,
+            reconstructor=reconstructor,
             config=ReconstructConfig(mode=self.mode, focal=self.focal),
             overwrite=self.overwrite,
             depth=self.depth,
@@ -126,6 +149,77 @@ class Reconstruct:
                 file=sys.stderr,
             )
             raise SystemExit(2)
+
+
+@dataclass
+class Train:
+    """Train the DICE network on a synthetic dataset (`handface synth`); resumable, DDP-ready.
+
+    Writes OUT/config.json, checkpoint.pt (every few minutes, atomically), model.pt (the
+    network for `handface reconstruct --method dice --checkpoint OUT/model.pt`), log.jsonl and
+    loss_curve.png. Ctrl-C finishes the current step and saves. Scale out with
+    `torchrun --nproc_per_node=N -m handface train ...` (gloo on CPU, nccl on GPU; the global
+    batch is split over the processes).
+    """
+
+    data: Path
+    """Synthetic dataset (written by `handface synth`)."""
+    out: Path
+    """Run folder (created; must not hold a run unless --resume or --overwrite)."""
+    wild: Path | None = None
+    """Folder of unlabelled photos for weak supervision: MediaPipe 2D keypoints (detected once,
+    cached in DIR/handface_keypoints.json), an optional <name>.depth.npy per photo, and the
+    label-free touch, collision and adversarial terms."""
+    config: Literal["dice", "dice-small"] = "dice-small"
+    """Network preset: dice (the paper: HRNet-W64, 224 px) or dice-small (for CPUs)."""
+    resume: bool = False
+    """Continue the run in --out from its checkpoint (bit for bit)."""
+    overwrite: bool = False
+    """Start a new run in --out even if it holds one."""
+    epochs: int = 40
+    """Passes over the data (the paper: 40)."""
+    max_steps: int | None = None
+    """Stop after this many optimisation steps (default: all epochs)."""
+    batch_size: int = 16
+    """Global batch size (the paper: 16)."""
+    lr: float = 6e-4
+    """AdamW learning rate (the paper: 6e-4), warm-up then cosine decay."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay (the paper: 1e-4)."""
+    seed: int = 0
+    """Seed of initialisation, data order, augmentation and token masking."""
+    no_augment: bool = False
+    """Train on the plain crops (no random scale, rotation, colour, blur, noise, occluders)."""
+    checkpoint_minutes: float = 5.0
+    """Save the checkpoint at least this often."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+
+    def main(self) -> None:
+        from handface.dice.train import TrainOptions, train
+        from handface.dice.trainer import ScheduleConfig
+
+        options = TrainOptions(
+            data=self.data,
+            out=self.out,
+            wild=self.wild,
+            config=self.config,
+            resume=self.resume,
+            overwrite=self.overwrite,
+            seed=self.seed,
+            augment=not self.no_augment,
+            schedule=ScheduleConfig(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                max_steps=self.max_steps,
+            ),
+            checkpoint_minutes=self.checkpoint_minutes,
+            num_workers=self.num_workers,
+        )
+        out = train(options)
+        print(f"training run in {out.resolve()}; weights: {out / 'model.pt'}")
 
 
 @dataclass
@@ -266,6 +360,7 @@ Command = (
     | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]
+    | Annotated[Train, tyro.conf.subcommand("train")]
     | Annotated[Bench, tyro.conf.subcommand("bench")]
     | Annotated[Demo, tyro.conf.subcommand("demo")]
 )

@@ -28,23 +28,21 @@ import torch
 from jaxtyping import Float, UInt8
 from torch import Tensor
 
-from handface.capture import Capture, CapturedFace, CapturedHand
+from handface.capture import Capture, CapturedHand
+from handface.capture_parts import captured_face, captured_hand, penetration_figures
 from handface.errors import InputError
 from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
 from handface.fit.evidence import hand_face_evidence, hand_mask
 from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, fit_layout, landmark_weights
 from handface.fit.interaction import InteractionConfig, refine_interaction
-from handface.geometry.camera import project_points
 from handface.geometry.contact import (
     contact_probability,
     penetration_from_sdf,
     surface_signed_distance,
-    touching,
 )
 from handface.geometry.distance import point_mesh_distance
 from handface.models.face_areas import touched_areas
-from handface.models.landmarks import landmarks_478_from_68
 from handface.render.rasterizer import rasterize
 
 
@@ -267,7 +265,6 @@ class Reconstructor:
         warnings: list[str],
     ) -> Capture:
         K = camera.K
-        faces = self.head_model.faces
         penetration: dict[str, float] = {}
         face_out = None
         deformed = None
@@ -289,45 +286,29 @@ class Reconstructor:
 
         hands_out: dict[str, CapturedHand] = {}
         face_distance = None
-        depths = []
+        sdfs = []
         for fit, detection, sdf in zip(hand_fits, detections.hands, final_sdf, strict=True):
             model = self.hand_model(fit.side)
             hand_contact = torch.zeros(fit.vertices.shape[0])
-            min_distance = float("inf")
             if deformed is not None:
                 if sdf is None:
                     sdf = self._hand_sdf(fit.vertices, deformed)
-                depths.append(penetration_from_sdf(sdf))
-                min_distance = float(sdf.min())
+                sdfs.append(sdf)
                 hand_contact = contact_probability(sdf)
                 distance = surface_signed_distance(deformed, fit.vertices, model.faces)
                 face_distance = (
                     distance if face_distance is None else torch.minimum(face_distance, distance)
                 )
-            hands_out[fit.side] = CapturedHand(
-                side=fit.side,
-                params={
-                    "global_orient": fit.params.global_orient[0].numpy(),
-                    "transl": fit.params.transl[0].numpy(),
-                    "articulation": fit.params.articulation[0].numpy(),
-                    "shape": model.neutral_shape_tensor()[0].numpy(),
-                },
-                vertices=fit.vertices.numpy(),
-                faces=model.faces.numpy(),
-                contact=hand_contact.numpy(),
-                keypoints3d=fit.keypoints.numpy(),
-                keypoints2d=project_points(fit.keypoints.double(), K).float().numpy(),
-                detected_keypoints2d=detection.keypoints.astype(np.float32),
-                detection_score=float(detection.score),
-                touching=bool(touching(sdf)) if deformed is not None else False,
-                min_distance_mm=round(1000.0 * min_distance, 3),
+            params = {
+                "global_orient": fit.params.global_orient[0],
+                "transl": fit.params.transl[0],
+                "articulation": fit.params.articulation[0],
+                "shape": model.neutral_shape_tensor()[0],
+            }
+            hands_out[fit.side] = captured_hand(
+                model, params, fit.vertices, fit.keypoints, hand_contact, sdf, K, detection
             )
-        if depths:
-            all_depths = torch.cat(depths)
-            penetration["max_after_mm"] = round(1000.0 * float(all_depths.max()), 3)
-            penetration["collision_distance_mm"] = round(
-                1000.0 * float(all_depths.sum() / all_depths.numel()), 4
-            )
+        penetration.update(penetration_figures(sdfs))
 
         touched: list[str] = []
         if head_fit is not None:
@@ -336,33 +317,19 @@ class Reconstructor:
                 if face_distance is None
                 else contact_probability(face_distance)
             )
-            rotation = head_fit.rotation
-            D = (deformed - head_fit.vertices) @ rotation
-            with torch.no_grad():
-                landmarks, landmarks68 = self.head_model.surface_landmarks(deformed[None])
-                landmarks68 = landmarks68[0]
-                # a head with only the 68-point layout: those 68 of the 478, NaN elsewhere
-                landmarks = (
-                    landmarks_478_from_68(landmarks68) if landmarks is None else landmarks[0]
-                )
-            face_out = CapturedFace(
-                params={
-                    "global_orient": head_fit.params.global_orient[0].numpy(),
-                    "transl": head_fit.params.transl[0].numpy(),
-                    "expression": head_fit.params.expression[0].numpy(),
-                    "shape": head_fit.params.shape[0].numpy(),
-                },
-                vertices=head_fit.vertices.numpy(),
-                vertices_deformed=deformed.numpy(),
-                faces=faces.numpy(),
-                deformation=D.numpy(),
-                rotation=rotation.numpy(),
-                contact=face_contact.numpy(),
-                landmarks3d=landmarks.numpy(),
-                landmarks2d=project_points(landmarks.double(), K).float().numpy(),
-                keypoints68_3d=landmarks68.numpy(),
-                keypoints68_2d=project_points(landmarks68.double(), K).float().numpy(),
-                detected_landmarks2d=detections.faces[0].landmarks.astype(np.float32),
+            params = {
+                name: getattr(head_fit.params, name)[0]
+                for name in ("global_orient", "transl", "expression", "shape")
+            }
+            face_out = captured_face(
+                self.head_model,
+                params,
+                head_fit.vertices,
+                deformed,
+                head_fit.rotation,
+                face_contact,
+                K,
+                detections.faces[0].landmarks,
             )
             if self.regions.generic:  # no named areas, regions or stiffness for this head
                 warnings.append(

@@ -34,6 +34,13 @@ from handface.geometry.distance import (
     solid_angles,
     winding_number,
 )
+from handface.geometry.mesh_sampling import (
+    MeshSampling,
+    compute_mesh_sampling,
+    farthest_point_sampling,
+    mirror_correspondence,
+    mirror_label_permutation,
+)
 from handface.geometry.normals import face_normals, vertex_normals
 
 __all__ = [
@@ -44,13 +51,18 @@ __all__ = [
     "chamfer_distance",
     "CONTACT_DISTANCE",
     "closest_point_on_triangles",
+    "compute_mesh_sampling",
     "contact_labels",
     "contact_probability",
     "face_normals",
     "faces_near",
+    "farthest_point_sampling",
     "intrinsics_from_fov",
     "invert_similarity",
     "look_at",
+    "MeshSampling",
+    "mirror_correspondence",
+    "mirror_label_permutation",
     "nearest_neighbors",
     "penetration_depth",
     "point_mesh_distance",

@@ -1,0 +1,273 @@
+"""DICE inference: a photo -> :class:`~handface.capture.Capture` (the same result as fitting).
+
+``DicePredictor(checkpoint)(image)``:
+
+1. load the image and run MediaPipe (faces, hands, person mask): the detections frame the crop
+   (:func:`~handface.dice.crops.crop_box` over the face landmarks and hand keypoints, the rule
+   training uses on the labels) and say which hands exist;
+2. run the network on the crop and its mirror (:func:`~handface.dice.mirror.predict_both_hands`)
+   -> face, right hand, left hand in the head-centred frame, a weak-perspective camera;
+3. place them in the photo's camera: the head centre's depth is ``f_crop / s`` with
+   ``f_crop = 2 f / crop side`` (the weak-perspective scale of a pinhole camera), its image
+   position the camera's ``(tx, ty)`` mapped back from the crop;
+4. assemble the capture as fitting does (:mod:`handface.capture_parts`): contact
+   probabilities are the network's, ``touching`` and penetration figures come from the
+   predicted meshes by the rule of :mod:`handface.geometry.contact`.
+
+A checkpoint is ``model.pt`` of a training run (or ``checkpoint.pt``), loaded with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from handface.capture import Capture
+from handface.capture_parts import captured_face, captured_hand, penetration_figures
+from handface.dice.config import DiceConfig
+from handface.dice.crops import Crop, CropConfig, crop_box
+from handface.dice.dataset import image_tensor
+from handface.dice.mirror import DicePrediction, HandPrediction, predict_both_hands
+from handface.dice.model import DiceNet
+from handface.dice.projection import CropCamera
+from handface.dice.trainer import load_checkpoint
+from handface.errors import InputError
+from handface.geometry.contact import surface_signed_distance
+from handface.models.face_areas import touched_areas
+from handface.models.regions import face_regions_for
+
+CHECKPOINT_FORMAT = "handface-dice-1"
+
+
+def load_network(checkpoint: str | os.PathLike, head_model=None, hand_model=None) -> DiceNet:
+    """A trained :class:`DiceNet` from ``model.pt`` / ``checkpoint.pt`` of a run (eval mode)."""
+    from handface.models.defaults import default_hand_model, default_head_model
+
+    path = Path(checkpoint)
+    state = load_checkpoint(path)
+    if "model" not in state:
+        raise InputError(f"{path} holds no DICE network weights (no 'model' entry)")
+    config_dict = state.get("config")
+    if config_dict is None:
+        config_file = path.parent / "config.json"
+        if not config_file.is_file():
+            raise InputError(f"{path} has no network config and there is no {config_file}")
+        import json
+
+        config_dict = json.loads(config_file.read_text())["network"]
+    try:
+        config = DiceConfig.from_dict(config_dict)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{path}: its network config is not understood ({error})") from None
+    net = DiceNet(
+        config, head_model or default_head_model(), hand_model or default_hand_model("right")
+    )
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise InputError(f"{path} does not fit the {config.name} network ({first})") from None
+    return net.eval()
+
+
+def _camera_placement(
+    camera: Float[Tensor, "3"], crop: Crop, K: Float[Tensor, "3 3"]
+) -> Float[Tensor, "3"]:
+    """Camera-frame position of the head centre (the rule training projects with)."""
+    one = torch.ones(1)
+    crop_camera = CropCamera(
+        K.float()[None], torch.as_tensor(crop.centre, dtype=torch.float32)[None],
+        crop.side * one, crop.angle * one, float(crop.flipped) * one,
+    )  # fmt: skip
+    return crop_camera.head_centre(camera.float()[None])[0]
+
+
+class DicePredictor:
+    """Loads the network and the detector once; call it on images.
+
+    Args:
+        checkpoint: ``model.pt`` of a training run.
+        focal: focal length in pixels (default: EXIF, else a 35 mm-equivalent of 35 mm).
+        detector, head_model, hand_models: injected for tests; built on first use otherwise.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        *,
+        focal: float | None = None,
+        detector=None,
+        head_model=None,
+        hand_models: dict | None = None,
+    ) -> None:
+        hand_models = hand_models or {}
+        self.net = load_network(checkpoint, head_model, hand_models.get("right"))
+        self.crop_config = CropConfig(size=self.net.config.input_size)
+        self.focal = focal
+        self._detector = detector
+        self._left = hand_models.get("left")
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from handface.detect.mediapipe_detector import MediaPipeDetector
+
+            self._detector = MediaPipeDetector()
+        return self._detector
+
+    def hand_model(self, side: str):
+        if side == "right":
+            return self.net.hand_model
+        if self._left is None:
+            from handface.models.defaults import default_hand_model
+
+            self._left = default_hand_model("left")
+        return self._left
+
+    def predict_crop(self, pixels: np.ndarray) -> DicePrediction:
+        """The network's prediction for one ``S x S`` RGB crop (uint8)."""
+        with torch.no_grad():
+            return predict_both_hands(self.net, image_tensor(pixels)[None])
+
+    def __call__(
+        self,
+        image: str | os.PathLike | np.ndarray,
+        *,
+        K: Float[Tensor, "3 3"] | None = None,
+        depth: np.ndarray | None = None,
+    ) -> Capture:
+        """Capture one image (a path or an RGB uint8 array); ``K`` overrides the camera."""
+        from handface.fit.camera import camera_for_image
+
+        if depth is not None:
+            raise InputError("a depth map is used by --method fit only; DICE takes RGB")
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        source, focal_35mm = None, None
+        if isinstance(image, np.ndarray):
+            rgb = image
+        else:
+            from handface.detect.images import load_image
+
+            loaded = load_image(image)
+            rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
+            warnings.extend(loaded.warnings)
+        height, width = rgb.shape[:2]
+        if K is not None:
+            K, camera_source = torch.as_tensor(K, dtype=torch.float64), "given"
+        else:
+            estimate = camera_for_image(
+                width, height, focal_px=self.focal, exif_focal_35mm=focal_35mm
+            )
+            K, camera_source = estimate.K, estimate.source
+        tick = time.perf_counter()
+        detections = self.detector(rgb)
+        timings["detect_s"] = time.perf_counter() - tick
+        name = source or "the image"
+        if not detections.faces:
+            raise InputError(f"no face found in {name}; DICE needs a face to reconstruct")
+        if not detections.hands:
+            warnings.append("no hand found: DICE's hands are not reported")
+        points = [detections.faces[0].landmarks[:, :2]]
+        points += [hand.keypoints[:, :2] for hand in detections.hands]
+        crop = crop_box(np.concatenate(points), self.crop_config)
+
+        tick = time.perf_counter()
+        prediction = self.predict_crop(crop.apply(rgb))
+        timings["network_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        capture = self._assemble(prediction, crop, K.float(), detections, warnings)
+        timings["assemble_s"] = time.perf_counter() - tick
+        timings["total_s"] = time.perf_counter() - start
+        capture.image_size = (width, height)
+        capture.camera_source = camera_source
+        capture.timings = {k: round(v, 4) for k, v in timings.items()}
+        capture.source = source
+        capture.image = rgb
+        capture.extras["detections"] = detections
+        capture.extras["crop"] = crop
+        return capture
+
+    def _assemble(
+        self,
+        prediction: DicePrediction,
+        crop: Crop,
+        K: Tensor,
+        detections,
+        warnings: list[str],
+    ) -> Capture:
+        centre = _camera_placement(prediction.camera[0], crop, K)
+        face = prediction.face
+        head_model = self.net.head_model
+        undeformed = face.vertices_undeformed[0] + centre
+        deformed = face.vertices[0] + centre
+        rotation = face.rotation[0]
+        head_params = {
+            "global_orient": roma.rotmat_to_rotvec(rotation),
+            "transl": face.params.transl[0] + centre,
+            "expression": face.params.expression[0],
+            "shape": face.params.shape[0],
+        }
+        hands = {}
+        sdfs = []
+        for detection in detections.hands:
+            side = detection.side
+            predicted: HandPrediction = prediction.right if side == "right" else prediction.left
+            model = self.hand_model(side)
+            vertices = predicted.vertices[0] + centre
+            sdf = surface_signed_distance(vertices, deformed, head_model.faces)
+            sdfs.append(sdf)
+            params = {
+                "global_orient": roma.rotmat_to_rotvec(predicted.rotation[0]),
+                "transl": predicted.params.transl[0] + centre,
+                "articulation": predicted.params.articulation[0],
+                "shape": predicted.params.shape[0],
+            }
+            hands[side] = captured_hand(
+                model,
+                params,
+                vertices,
+                predicted.keypoints[0] + centre,
+                predicted.contact[0],
+                sdf,
+                K,
+                detection,
+            )
+        captured = captured_face(
+            head_model,
+            head_params,
+            undeformed,
+            deformed,
+            rotation,
+            face.contact[0],
+            K,
+            detections.faces[0].landmarks,
+        )
+        penetration = {
+            "max_deformation_mm": round(1000.0 * float(face.deformation[0].norm(dim=-1).max()), 3)
+        }
+        penetration.update(penetration_figures(sdfs))
+        touched: list[str] = []
+        if not face_regions_for(head_model.num_vertices).generic:
+            touched = touched_areas(captured.contact)
+        return Capture(
+            image_size=(0, 0),
+            K=K.numpy(),
+            camera_source="",
+            face=captured,
+            hands=hands,
+            touched_regions=touched,
+            penetration=penetration,
+            warnings=warnings,
+            mode="dice",
+        )
