@@ -248,3 +248,44 @@ def test_predictor_writes_a_capture_folder(data32, tmp_path):
         )  # fmt: skip
     assert exit_info.value.code == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_objective_applies_the_papers_weights(data32):
+    from dataclasses import replace
+
+    from handface.dice.config import get_config
+    from handface.dice.crops import CropConfig
+    from handface.dice.dataset import DiceDataConfig, DiceTrainingSet
+    from handface.dice.discriminator import DiceDiscriminators
+    from handface.dice.objective import DiceObjective, LossWeights
+    from handface.dice.train import build_network
+
+    torch.manual_seed(0)
+    net = build_network(get_config("dice-small").replace(**TINY)).train()
+    data = DiceTrainingSet(
+        data32, net.sampling.mirror, net.hand_model.num_vertices,
+        DiceDataConfig(crop=CropConfig(size=net.config.input_size), augment=None),
+    )  # fmt: skip
+    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    discriminators = DiceDiscriminators(net.head_model, net.hand_model, (16,))
+    with torch.no_grad():
+        out = net(batch["image"])
+        terms = DiceObjective(net)(out, batch, discriminators)
+        parts = {k.removeprefix("part/"): float(v) for k, v in terms.items() if "part/" in k}
+        mesh = parts["reprojection"] + 4 * parts["vertices"] + 2 * parts["keypoints"]
+        mesh += 2 * parts["params"]
+        interaction = 0.2 * parts["touch"] + 0.6 * parts["contact"] + parts["collision"]
+        interaction += 6 * parts["deformation"]
+        assert float(terms["loss/mesh"]) == pytest.approx(12.5 * mesh, rel=1e-5)
+        assert float(terms["loss/interaction"]) == pytest.approx(5 * interaction, rel=1e-5)
+        total = sum(
+            float(terms[f"loss/{k}"]) for k in ("mesh", "interaction", "depth", "adversarial")
+        )
+        assert float(terms["loss/total"]) == pytest.approx(total, rel=1e-6)
+        assert float(terms["loss/adversarial"]) > 0 and float(terms["loss/depth"]) == 0.0
+        # a weight of zero removes its term, the others stay
+        no_touch = DiceObjective(net, replace(LossWeights(), touch=0.0, adversarial=0.0))
+        quiet = no_touch(out, batch, discriminators)
+        expected = 5 * (interaction - 0.2 * parts["touch"])
+        assert float(quiet["loss/interaction"]) == pytest.approx(expected, rel=1e-5)
+        assert float(quiet["loss/adversarial"]) == 0.0

@@ -179,7 +179,8 @@ class DiceObjective:
         l_contact = contact_bce(
             out.face_contact_logits, batch["face_contact"], has_3d
         ) + contact_bce(out.hand_contact_logits, batch["hand_contact"], hand_3d)
-        normals = vertex_normals(out.face_vertices_undeformed, self.faces) * self.normal_sign[
+        faces = self.faces.to(out.face_vertices_undeformed.device)
+        normals = vertex_normals(out.face_vertices_undeformed, faces) * self.normal_sign[
             :, None
         ].to(out.face_vertices_undeformed)
         face_points = head_s.downsample(out.face_vertices_undeformed, net.face_level)

@@ -145,7 +145,8 @@ def distributed_context() -> Iterator[DistributedContext]:
     """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        yield DistributedContext()
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        yield DistributedContext(device=device)
         return
     use_cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if use_cuda else "gloo")
