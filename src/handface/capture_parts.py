@@ -22,7 +22,11 @@ from handface.models.landmarks import landmarks_478_from_68
 
 
 def _numpy(params: dict[str, Tensor]) -> dict[str, np.ndarray]:
-    return {name: value.detach().reshape(-1).float().numpy() for name, value in params.items()}
+    return {
+        name: value.detach().reshape(-1).float().numpy()
+        for name, value in params.items()
+        if value is not None  # e.g. a backend without a mirrored articulation
+    }
 
 
 def captured_face(

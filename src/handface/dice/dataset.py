@@ -36,6 +36,7 @@ import numpy as np
 import roma
 import torch
 from jaxtyping import Float
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -178,7 +179,6 @@ def item_targets(
         "face_params_valid": torch.tensor(float(expression is not None and shape is not None)),
         "head_expression": torch.zeros(mirror.expression.shape[0]),
         "head_shape": torch.zeros(0) if shape is None else shape.float(),
-        "head_depth": centre[2].reshape(1),
         # the crop's camera, so the 2D terms can project through it (handface.dice.projection)
         "crop_K": sample.K.float(),
         "crop_centre": torch.tensor(crop.centre, dtype=torch.float32),
@@ -257,7 +257,8 @@ class DiceTrainingSet(Dataset):
         num_hand_vertices: int,
         config: DiceDataConfig | None = None,
     ) -> None:
-        self.data = SynthDataset(root, load_images=True)
+        # labels only: the RGB is read as bytes below; depth and segmentation are not used
+        self.data = SynthDataset(root, load_images=False)
         if len(self.data) == 0:
             raise InputError(f"{root} holds no samples; create some with `handface synth`")
         self.mirror = mirror
@@ -283,7 +284,8 @@ class DiceTrainingSet(Dataset):
         else:
             side = sides[int(rng.integers(0, 2))] if config.augment is not None else "right"
         crop = training_crop(sample, side, config.crop, rng, config.augment)
-        rgb = (sample.image.numpy() * 255.0 + 0.5).astype(np.uint8)
+        with Image.open(self.data.image_path(index)) as image:
+            rgb = np.asarray(image.convert("RGB"))
         pixels = crop.apply(rgb)
         if config.augment is not None:
             pixels = photometric(pixels, rng, config.augment)

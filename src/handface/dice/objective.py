@@ -188,8 +188,7 @@ class DiceObjective:
             head_s.downsample(normals, net.face_level), dim=-1
         )
         hand_points = hand_s.downsample(out.hand_vertices, net.hand_level)
-        l_collision = penetration_chamfer(hand_points, face_points, face_normals)
-        l_collision = l_collision * (has_hand.sum() / has_hand.numel())
+        l_collision = penetration_chamfer(hand_points, face_points, face_normals, has_hand)
         l_deform = deformation_loss(
             out.face_deformation,
             batch["deformation"],

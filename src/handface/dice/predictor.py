@@ -90,6 +90,10 @@ def _camera_placement(
     return crop_camera.head_centre(camera.float()[None])[0]
 
 
+def _first(value: Tensor | None) -> Tensor | None:
+    return None if value is None else value[0]
+
+
 class DicePredictor:
     """Loads the network and the detector once; call it on images.
 
@@ -230,8 +234,9 @@ class DicePredictor:
             params = {
                 "global_orient": roma.rotmat_to_rotvec(predicted.rotation[0]),
                 "transl": predicted.params.transl[0] + centre,
-                "articulation": predicted.params.articulation[0],
-                "shape": predicted.params.shape[0],
+                # None for a backend whose left-hand articulation cannot be mirrored
+                "articulation": _first(predicted.params.articulation),
+                "shape": _first(predicted.params.shape),
             }
             hands[side] = captured_hand(
                 model,

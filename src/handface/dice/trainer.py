@@ -264,11 +264,18 @@ class Trainer:
             if not checkpoint.is_file():
                 raise InputError(f"--resume: {checkpoint} does not exist; start without --resume")
             self._load(load_checkpoint(checkpoint))
+            log = out / LOG_FILE
+            if self.context.is_main and log.is_file():  # drop rows past the checkpoint
+                rows = [r for r in log.read_text().splitlines() if r.strip()]
+                kept = [r for r in rows if json.loads(r)["step"] <= self.step]
+                atomic_write_bytes(log, "".join(r + "\n" for r in kept).encode())
+            self._barrier()
             return
         if out.exists() and any(out.iterdir()) and not self.run.overwrite:
             raise OutputExistsError(
                 f"{out} already holds a run; continue it with --resume or pass --overwrite"
             )
+        self._barrier()  # every process has checked before the first one writes
         if self.context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             for name in (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE, CURVE_FILE):
@@ -281,7 +288,14 @@ class Trainer:
         for name, obj in self.state.items():
             if name not in checkpoint:
                 raise InputError(f"the checkpoint in {self.out} has no {name!r}; wrong run folder")
-            obj.load_state_dict(checkpoint[name])
+            try:
+                obj.load_state_dict(checkpoint[name])
+            except (RuntimeError, ValueError, KeyError) as error:
+                first = str(error).strip().splitlines()[0][:160]
+                raise InputError(
+                    f"the checkpoint in {self.out} does not fit this run's {name} (another "
+                    f"--config?): {first}"
+                ) from None
         self.step = int(checkpoint["step"])
 
     def save(self) -> None:
@@ -294,6 +308,14 @@ class Trainer:
             if (self.out / LOG_FILE).is_file():
                 plot_losses(self.out / LOG_FILE, self.out / CURVE_FILE)
         self._barrier()
+
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Flags that are true in any process (one all-reduce), so all processes act alike."""
+        if self.context.world == 1:
+            return flags
+        values = torch.tensor([float(f) for f in flags], device=self.context.device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return tuple(bool(v) for v in values.tolist())
 
     def _global_mean(self, scalars: dict[str, float]) -> dict[str, float]:
         """Per-process scalars averaged over the processes: the figures of the global batch."""
@@ -333,7 +355,8 @@ class Trainer:
             desc="train",
             dynamic_ncols=True,
         )
-        interrupted = False
+        interrupted = False  # Ctrl-C in this process
+        stopping = False  # Ctrl-C in any process (all processes agree after each step)
 
         def stop_after_this_step(signum, frame):  # noqa: ARG001 - signal handler signature
             nonlocal interrupted
@@ -342,10 +365,10 @@ class Trainer:
         # Ctrl-C finishes the running step, so the saved state is never half an update
         previous = signal.signal(signal.SIGINT, stop_after_this_step)
         try:
-            while self.step < self.total_steps and not interrupted:
+            while self.step < self.total_steps and not stopping:
                 epoch, skip = divmod(self.step, self.batches_per_epoch)
                 for batch in self._loader(epoch, skip):
-                    if self.step >= self.total_steps or interrupted:
+                    if self.step >= self.total_steps or stopping:
                         break
                     tick = time.perf_counter()
                     lr = learning_rate(self.step, self.schedule_steps, schedule)
@@ -366,7 +389,10 @@ class Trainer:
                         row.update(scalars)
                         with log_path.open("a", encoding="utf-8") as log:
                             log.write(json.dumps(row) + "\n")
-                    if time.monotonic() - last_save > 60.0 * self.run.checkpoint_minutes:
+                    due = time.monotonic() - last_save > 60.0 * self.run.checkpoint_minutes
+                    # every process must take the same decisions, or the next collective hangs
+                    due, stopping = self._agree(due, interrupted)
+                    if due and not stopping:
                         self.save()
                         last_save = time.monotonic()
         finally:
@@ -374,7 +400,7 @@ class Trainer:
             bar.close()
         # the state after the last completed step is consistent: save it, also on Ctrl-C
         self.save()
-        if interrupted:
+        if stopping:
             raise KeyboardInterrupt
         return self.step
 

@@ -127,11 +127,13 @@ class WildImageSet(Dataset):
         name = self.names[index]
         entry = self.detections[name]
         rng = np.random.default_rng([self.seed, self.epoch, index, 7])
-        face = np.asarray(entry["face"], np.float64)[list(MEDIAPIPE_INDEX_OF_68)]
+        landmarks = np.asarray(entry["face"], np.float64)
+        face = landmarks[list(MEDIAPIPE_INDEX_OF_68)]
         hands = {side: np.asarray(k, np.float64) for side, k in entry["hands"].items()}
         sides = sorted(hands)
         side = "right" if not sides else sides[int(rng.integers(0, len(sides)))]
-        crop = crop_box(np.concatenate([face, *hands.values()]), self.crop_config)
+        # framed from all 478 landmarks, as synthetic training and inference frame their crops
+        crop = crop_box(np.concatenate([landmarks, *hands.values()]), self.crop_config)
         if self.augment is not None:
             a = self.augment
             side_len = crop.side * math.exp(rng.uniform(-a.scale_jitter, a.scale_jitter))
@@ -162,7 +164,6 @@ class WildImageSet(Dataset):
             "face_params_valid": torch.tensor(0.0),
             "head_expression": torch.zeros(self.mirror.expression.shape[0]),
             "head_shape": torch.zeros(self.num_head_shape),
-            "head_depth": torch.zeros(1),
             "crop_K": K,
             "crop_centre": torch.tensor(crop.centre, dtype=torch.float32),
             "crop_side": torch.tensor(crop.side, dtype=torch.float32),
@@ -193,6 +194,11 @@ class WildImageSet(Dataset):
             points = [np.full((21, 2), np.nan) if hand is None else hand, face]
             points = np.concatenate(points)
             height, width = values.shape[:2]
+            if [width, height] != list(self.detections[name]["size"]):
+                raise InputError(
+                    f"{path} is {width}x{height} but its photo is "
+                    f"{'x'.join(map(str, self.detections[name]['size']))}; give an aligned map"
+                )
             inside = np.isfinite(points).all(1)
             col = np.clip(np.nan_to_num(points[:, 0]).round().astype(int), 0, width - 1)
             row = np.clip(np.nan_to_num(points[:, 1]).round().astype(int), 0, height - 1)

@@ -375,6 +375,8 @@ class Reconstructor:
             # out of the deepest vertex alone swings between two sides of a crease (the lips)
             deep = depths > limit
             points = fit.vertices[deep].double()
+            # closest skin points of the few deep vertices only (the sign test of the whole
+            # hand comes from the same rule as every other contact figure)
             closest = point_mesh_distance(points, head_vertices.double(), faces).closest_points
             way_out = ((closest - points) * depths[deep, None].double()).sum(0)
             way_out = way_out / way_out.norm().clamp_min(1e-9)

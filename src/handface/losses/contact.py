@@ -107,12 +107,14 @@ def penetration_chamfer(
     hand_points: Float[Tensor, "B Nh 3"],
     face_points: Float[Tensor, "B Nf 3"],
     face_normals: Float[Tensor, "B Nf 3"],
+    mask: Float[Tensor, " B"] | None = None,
 ) -> Float[Tensor, ""]:
     """DICE's L_collision: Chamfer from the hand points inside the face to the (undeformed) face.
 
     A hand point is inside when it lies behind its nearest face point's outward normal; each
     such point is pulled to that face point (distance in metres, mean over the penetrating
-    points of an item, items without any contribute 0, mean over the batch). The nearest-point
+    points of an item, items without any contribute 0, mean over the batch items where
+    ``mask > 0``, e.g. the items that have a hand). The nearest-point
     test is cheap enough for training batches; use it on coarse or subsampled meshes.
 
     Example:
@@ -128,7 +130,10 @@ def penetration_chamfer(
     normals = torch.gather(face_normals, 1, index)
     inside = (((hand_points - closest) * normals).sum(-1) < 0).detach().to(nearest_distance)
     per_item = (nearest_distance * inside).sum(dim=1) / inside.sum(dim=1).clamp_min(1.0)
-    return per_item.mean()
+    if mask is None:
+        return per_item.mean()
+    mask = mask.to(per_item)
+    return (per_item * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 class AvatarContactTerms(NamedTuple):
