@@ -44,7 +44,7 @@ from handface.data.sample import InteractionSample
 from handface.data.synth import SynthDataset
 from handface.dice.crops import Crop, CropConfig, crop_box
 from handface.errors import InputError
-from handface.models.mesh_sampling import MirrorMaps
+from handface.models.mesh_sampling import MirrorMaps, reflect_points, reflect_rotation
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,6 @@ class DiceDataConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     """``None``: no augmentation (evaluation)."""
     seed: int = 0
-
-
-def _mirror_points(points: Tensor) -> Tensor:
-    return points * torch.tensor([-1.0, 1.0, 1.0], dtype=points.dtype)
-
-
-def _mirror_rotation(rotation: Tensor) -> Tensor:
-    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=rotation.dtype))
-    return flip @ rotation @ flip
 
 
 def _turn(angle: float, dtype: torch.dtype) -> Tensor:
@@ -154,7 +145,7 @@ def item_targets(
 
     def frame(points: Tensor) -> Tensor:
         local = (points.float() - centre) @ turn.T
-        return _mirror_points(local) if flipped else local
+        return reflect_points(local) if flipped else local
 
     def image_plane(points: Tensor) -> Tensor:
         return torch.from_numpy(crop.to_normalised(points.numpy())).float()
@@ -165,7 +156,7 @@ def item_targets(
     deformed = frame(sample.face_vertices_deformed)[head_vertex]
     head_rotation = turn @ sample.head_rotation.float()
     if flipped:
-        head_rotation = _mirror_rotation(head_rotation)
+        head_rotation = reflect_rotation(head_rotation)
     expression = sample.head_params.get("expression")
     shape = sample.head_params.get("shape")
     targets = {
@@ -211,7 +202,7 @@ def item_targets(
             hand_rotation = turn @ roma.rotvec_to_rotmat(rotation.float())
             articulation = articulation.float()
             if flipped:
-                hand_rotation = _mirror_rotation(hand_rotation)
+                hand_rotation = reflect_rotation(hand_rotation)
                 articulation = articulation * sign.float()
             targets.update(
                 hand_rotation=hand_rotation,

@@ -46,9 +46,8 @@ from torch import Tensor
 from handface.dice.model import DiceNet, DiceOutput
 from handface.models.base import HandParams, HeadParams
 from handface.models.mesh_sampling import MirrorMaps
-
-REFLECT = (-1.0, 1.0, 1.0)
-"""Mirroring negates x (network frame and canonical frames alike)."""
+from handface.models.mesh_sampling import reflect_points as _reflect
+from handface.models.mesh_sampling import reflect_rotation as _reflect_rotation
 
 
 @dataclass
@@ -105,15 +104,6 @@ class DicePrediction:
     right: HandPrediction
     left: HandPrediction
     camera: Float[Tensor, "B 3"]
-
-
-def _reflect(points: Tensor) -> Tensor:
-    return points * points.new_tensor(REFLECT)
-
-
-def _reflect_rotation(rotation: Tensor) -> Tensor:
-    flip = torch.diag(rotation.new_tensor(REFLECT))
-    return flip @ rotation @ flip
 
 
 def _reflect_rotvec(rotvec: Tensor) -> Tensor:

@@ -134,6 +134,17 @@ class MirrorMaps:
         )
 
 
+def reflect_points(points: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3"]:
+    """The left-right mirror of points: x negated (camera and canonical frames alike)."""
+    return points * points.new_tensor((-1.0, 1.0, 1.0))
+
+
+def reflect_rotation(rotation: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 3 3"]:
+    """A rotation between mirrored frames: ``M R M`` with ``M = diag(-1, 1, 1)``."""
+    flip = torch.diag(rotation.new_tensor((-1.0, 1.0, 1.0)))
+    return flip @ rotation @ flip
+
+
 @dataclass
 class BodySampling:
     """Coarse levels of a head and a right hand, plus their mirror maps."""
