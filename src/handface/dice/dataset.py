@@ -94,13 +94,31 @@ def training_crop(
     """The crop of ``sample`` for the hand ``side`` (mirrored when ``side`` is ``"left"``)."""
     points = [sample.face_keypoints2d.numpy()]
     points += [hand.keypoints2d.numpy() for hand in sample.hands.values()]
-    crop = crop_box(np.concatenate(points), config)
+    return jittered_crop(crop_box(np.concatenate(points), config), side, rng, augment)
+
+
+def jittered_crop(
+    crop: Crop, side: str, rng: np.random.Generator | None, augment: AugmentConfig | None
+) -> Crop:
+    """``crop`` with the augmentation's scale, shift and rotation, mirrored for a left hand."""
     if augment is not None and rng is not None:
         side_len = crop.side * math.exp(rng.uniform(-augment.scale_jitter, augment.scale_jitter))
         shift = rng.uniform(-augment.shift_jitter, augment.shift_jitter, 2) * crop.side
         angle = math.radians(rng.uniform(-augment.rotation_deg, augment.rotation_deg))
         crop = replace(crop, centre=crop.centre + shift, side=side_len, angle=angle)
     return replace(crop, flipped=side == "left")
+
+
+def crop_targets(crop: Crop, K: Tensor) -> dict[str, Tensor]:
+    """The crop and its camera, so the 2D terms can project through it
+    (:mod:`handface.dice.projection`)."""
+    return {
+        "crop_K": K.float(),
+        "crop_centre": torch.tensor(crop.centre, dtype=torch.float32),
+        "crop_side": torch.tensor(crop.side, dtype=torch.float32),
+        "crop_angle": torch.tensor(crop.angle, dtype=torch.float32),
+        "crop_flipped": torch.tensor(float(crop.flipped)),
+    }
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator, augment: AugmentConfig) -> np.ndarray:
@@ -170,12 +188,7 @@ def item_targets(
         "face_params_valid": torch.tensor(float(expression is not None and shape is not None)),
         "head_expression": torch.zeros(mirror.expression.shape[0]),
         "head_shape": torch.zeros(0) if shape is None else shape.float(),
-        # the crop's camera, so the 2D terms can project through it (handface.dice.projection)
-        "crop_K": sample.K.float(),
-        "crop_centre": torch.tensor(crop.centre, dtype=torch.float32),
-        "crop_side": torch.tensor(crop.side, dtype=torch.float32),
-        "crop_angle": torch.tensor(crop.angle, dtype=torch.float32),
-        "crop_flipped": torch.tensor(float(crop.flipped)),
+        **crop_targets(crop, sample.K),
     }
     if expression is not None:
         targets["head_expression"] = expression.float()[mirror.expression if flipped else ...]

@@ -16,7 +16,6 @@ around the detections, the photo's camera from :mod:`handface.fit.camera` (EXIF 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,10 @@ from torch.utils.data import Dataset
 from handface.dice.crops import CropConfig, crop_box
 from handface.dice.dataset import (
     AugmentConfig,
+    crop_targets,
     empty_hand_targets,
     image_tensor,
+    jittered_crop,
     photometric,
 )
 from handface.errors import InputError
@@ -119,7 +120,6 @@ class WildImageSet(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        from dataclasses import replace
 
         from handface.detect.images import load_image
         from handface.fit.camera import camera_for_image
@@ -134,13 +134,7 @@ class WildImageSet(Dataset):
         side = "right" if not sides else sides[int(rng.integers(0, len(sides)))]
         # framed from all 478 landmarks, as synthetic training and inference frame their crops
         crop = crop_box(np.concatenate([landmarks, *hands.values()]), self.crop_config)
-        if self.augment is not None:
-            a = self.augment
-            side_len = crop.side * math.exp(rng.uniform(-a.scale_jitter, a.scale_jitter))
-            shift = rng.uniform(-a.shift_jitter, a.shift_jitter, 2) * crop.side
-            angle = math.radians(rng.uniform(-a.rotation_deg, a.rotation_deg))
-            crop = replace(crop, centre=crop.centre + shift, side=side_len, angle=angle)
-        crop = replace(crop, flipped=side == "left")
+        crop = jittered_crop(crop, side, rng, self.augment)
         loaded = load_image(self.root / name)
         pixels = crop.apply(loaded.rgb)
         if self.augment is not None:
@@ -164,11 +158,7 @@ class WildImageSet(Dataset):
             "face_params_valid": torch.tensor(0.0),
             "head_expression": torch.zeros(self.mirror.expression.shape[0]),
             "head_shape": torch.zeros(self.num_head_shape),
-            "crop_K": K,
-            "crop_centre": torch.tensor(crop.centre, dtype=torch.float32),
-            "crop_side": torch.tensor(crop.side, dtype=torch.float32),
-            "crop_angle": torch.tensor(crop.angle, dtype=torch.float32),
-            "crop_flipped": torch.tensor(float(crop.flipped)),
+            **crop_targets(crop, K),
             "has_hand": torch.tensor(float(side in hands)),
             **empty_hand_targets(self.num_hand_vertices),
         }
