@@ -47,11 +47,12 @@ def shared_media() -> Path:
 
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory):
-    """Six synthetic samples at 160 px (seed 3: contact and non-contact samples)."""
+    """Six synthetic samples at 160 px (seed 8: one and two hands, touching, hovering near the
+    skin, occluding)."""
     from handface.synth import generate
 
     return generate(
-        tmp_path_factory.mktemp("synth") / "data", num=6, seed=3, size=160, progress=False
+        tmp_path_factory.mktemp("synth") / "data", num=6, seed=8, size=160, progress=False
     )
 
 

@@ -200,7 +200,7 @@ def bench_synth(num_contact: int = 100, seed: int = 20261120) -> dict[str, float
             rendered = render_frame(models, frame)
             detections = detector(rendered.rgb)
             face_box = _box(_projected(frame.face_landmarks, frame.K))
-            hand_box = _box(_projected(frame.hand_keypoints, frame.K))
+            hand_box = _box(_projected(frame.primary.keypoints, frame.K))
             faces_found += any(_inside(f.landmarks.mean(0), face_box) for f in detections.faces)
             hands_found += any(_inside(h.keypoints.mean(0), hand_box) for h in detections.hands)
     return {
@@ -272,7 +272,8 @@ def bench_dice(image: Path | None = None) -> dict[str, float]:
     photo, same run), ``net_over_detect`` and ``predict_over_detect``; ``train_samples_per_s``
     (one full training step at batch 16 — network, objective, AdamW, discriminator step — on a
     fixed batch of crops, data loading excluded); for ``dice``: ``params_m``, ``gflops``,
-    ``net_ms``. Untrained weights: speed does not depend on them.
+    ``net_ms``; the same figures as ``dice-small`` for ``dice-small-cnn`` (the from-scratch CNN
+    backbone). Untrained weights: speed does not depend on them.
     """
     import numpy as np
     import torch
@@ -307,20 +308,19 @@ def bench_dice(image: Path | None = None) -> dict[str, float]:
     if not points:  # nothing found: the centre square
         points = [np.array([[0.25 * width, 0.25 * height], [0.75 * width, 0.75 * height]])]
     figures: dict[str, float] = {"detect_ms": round(detect_ms, 2)}
-    for name in ("dice-small", "dice"):
+    for name in ("dice-small", "dice-small-cnn", "dice"):
         config = get_config(name)
         net = build_network(config).eval()
         crop = crop_box(np.concatenate(points), CropConfig(size=config.input_size))
         x = image_tensor(crop.apply(rgb))[None]
         flops = count_flops(net, x)
+        small = name != "dice"
         with torch.no_grad():
-            net_ms = median_ms(
-                lambda net=net, x=x: net(x), repeats=10 if name == "dice-small" else 3
-            )
+            net_ms = median_ms(lambda net=net, x=x: net(x), repeats=10 if small else 3)
         figures[f"{name}/params_m"] = round(flops.params / 1e6, 3)
         figures[f"{name}/gflops"] = round(flops.gmacs, 3)
         figures[f"{name}/net_ms"] = round(net_ms, 2)
-        if name == "dice-small":
+        if small:
             with torch.no_grad():
                 predict_ms = median_ms(lambda net=net, x=x: predict_both_hands(net, x), repeats=10)
             figures[f"{name}/predict_ms"] = round(predict_ms, 2)
@@ -383,3 +383,141 @@ def _train_rate(net, crop_image, batch_size: int = 16, steps: int = 5) -> float:
 
 
 BENCHMARKS["dice"] = bench_dice
+
+
+def bench_methods(
+    num: int = 300,
+    seed: int = 777,
+    data: Path | None = None,
+    out: Path | None = None,
+    checkpoint: Path | None = None,
+) -> dict[str, float]:
+    """fit, dice and hybrid on the same fresh synthetic images, through the real detector.
+
+    Renders ``num`` samples (512 px) with ``seed`` (never used in training or tuning: one and
+    two hands, a quarter without contact), or scores the synthetic dataset ``data``; captures
+    each image with every method (known intrinsics, as Decaf's evaluation) and scores them with
+    ``handface eval``. Per method (``<method>_<figure>``): every figure of ``bench fit``,
+    ``s_per_image`` (median capture + save time over all images), ``s_over_detect`` (that
+    over MediaPipe's median time on the same images, same run), ``num_no_face``; for dice also
+    ``network_images_per_s`` (the network alone, the mirrored pair of crops). ``checkpoint``:
+    DICE weights (default: the shipped network).
+    """
+    import statistics
+    import tempfile
+    import time
+
+    from handface.data.synth import read_meta
+    from handface.detect.images import load_image
+    from handface.dice.predictor import DicePredictor
+    from handface.eval.folders import evaluate_folders
+    from handface.fit.evaluation import REPORTED_KEYS, capture_dataset
+    from handface.fit.single_image import Reconstructor
+    from handface.hybrid import HybridReconstructor
+    from handface.synth.generate import generate
+
+    rendered = data is None
+    figures: dict[str, float] = {"seed": seed, "num": num} if rendered else {}
+    with tempfile.TemporaryDirectory(prefix="handface-bench-methods-") as tmp:
+        if rendered:
+            data = generate(Path(tmp) / "data", num=num, seed=seed, size=512, workers=2)
+        data = Path(data)
+        dice = DicePredictor(checkpoint)
+        methods = {
+            "fit": Reconstructor(detector=dice.detector),
+            "dice": dice,
+            "hybrid": HybridReconstructor(checkpoint, detector=dice.detector),
+        }
+        detect_times = []
+        for item in read_meta(data)["items"]:
+            rgb = load_image(data / "images" / f"{item['key']}.png").rgb
+            start = time.perf_counter()
+            dice.detector(rgb)
+            detect_times.append(time.perf_counter() - start)
+        detect_s = statistics.median(detect_times)
+        figures["detect_s"] = round(detect_s, 4)
+        root = Path(out) if out is not None else Path(tmp) / "pred"
+        for name, method in methods.items():
+            folder = root / name
+            timing = capture_dataset(data, folder, name, reconstructor=method)
+            scores = evaluate_folders(folder, data, allow_missing=True).figures
+            for key in REPORTED_KEYS:
+                figures[f"{name}_{key}"] = float(scores[key])
+            figures[f"{name}_s_per_image"] = round(timing["s_per_image_all"], 4)
+            figures[f"{name}_s_over_detect"] = round(timing["s_per_image_all"] / detect_s, 3)
+            figures[f"{name}_num_no_face"] = float(timing["num_no_face"])
+            figures[f"{name}_num_scored"] = float(scores["num_frames"])
+            if name == "dice":
+                figures["dice_network_images_per_s"] = round(1.0 / timing["network_s"], 2)
+    return figures
+
+
+BENCHMARKS["methods"] = bench_methods
+
+
+def bench_photos(data: Path | None = None, checkpoint: Path | None = None) -> dict:
+    """fit, dice and hybrid on labelled real photos: the contact verdict per photo and method.
+
+    ``data``: a folder with ``labels.csv`` (columns ``file``, ``hand_face_contact`` — ``yes``,
+    ``no``, ``borderline`` or ``no face`` — and ``notes``; default: ``../shared/media`` next
+    to the repository). Per photo and method (``<photo>/<method>``): the verdict (``touching``
+    with the touching sides, or ``no contact``), the hands found and by whom (``detector`` or
+    ``network``), and the seconds; per method ``<method>_agree_yes`` / ``<method>_agree_no``:
+    the share of ``yes`` photos called touching and of ``no`` photos called not touching.
+    """
+    import csv
+    import time
+
+    from handface.dice.predictor import DicePredictor
+    from handface.errors import HandfaceError
+    from handface.fit.single_image import Reconstructor
+    from handface.hybrid import HybridReconstructor
+
+    if data is None:
+        data = Path(__file__).resolve().parents[3] / "shared" / "media"
+    labels_file = Path(data) / "labels.csv"
+    if not labels_file.is_file():
+        from handface.errors import InputError
+
+        raise InputError(f"{labels_file} is missing; give --data a folder with labels.csv")
+    with labels_file.open() as handle:
+        rows = list(csv.DictReader(handle))
+    dice = DicePredictor(checkpoint)
+    methods = {
+        "fit": Reconstructor(detector=dice.detector),
+        "dice": dice,
+        "hybrid": HybridReconstructor(checkpoint, detector=dice.detector),
+    }
+    figures: dict = {}
+    agree = {name: {"yes": [], "no": []} for name in methods}
+    for row in rows:
+        label = row["hand_face_contact"].strip()
+        name = Path(row["file"]).stem.split("_")[0]
+        for method_name, method in methods.items():
+            start = time.perf_counter()
+            try:
+                capture = method(Path(data) / row["file"])
+            except HandfaceError as error:
+                figures[f"{name}/{method_name}"] = f"error: {error}"
+                continue
+            seconds = time.perf_counter() - start
+            touching = sorted(side for side, hand in capture.hands.items() if hand.touching)
+            found = ", ".join(
+                f"{side} ({hand.found_by})" for side, hand in sorted(capture.hands.items())
+            )
+            verdict = f"touching {'+'.join(touching)}" if touching else "no contact"
+            where = f" [{', '.join(capture.touched_regions)}]" if touching else ""
+            figures[f"{name}/{method_name}"] = (
+                f"{label}: {verdict}{where}; face {'yes' if capture.face else 'no'}; "
+                f"hands: {found or 'none'}; {seconds:.1f} s"
+            )
+            if label in agree[method_name]:
+                agree[method_name][label].append(bool(touching) == (label == "yes"))
+    for method_name, votes in agree.items():
+        for label, hits in votes.items():
+            if hits:
+                figures[f"{method_name}_agree_{label}"] = sum(hits) / len(hits)
+    return figures
+
+
+BENCHMARKS["photos"] = bench_photos

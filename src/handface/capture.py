@@ -67,11 +67,16 @@ class CapturedHand:
     keypoints2d: Float[np.ndarray, "21 2"]
     detected_keypoints2d: Float[np.ndarray, "21 2"]
     detection_score: float
-    """MediaPipe's handedness confidence."""
+    """MediaPipe's handedness confidence; for a hand only the network found (``found_by ==
+    "network"``), the network's probability that the hand is there."""
     touching: bool
     """The hand is within 5 mm of the (deformed) face."""
     min_distance_mm: float
     """Signed distance of the hand's closest vertex to the deformed face (negative inside)."""
+    found_by: str = "detector"
+    """``"detector"`` (MediaPipe found it) or ``"network"`` (DICE saw it in the face crop where
+    the detector found none: MediaPipe misses hands lying on faces). ``detected_keypoints2d``
+    is NaN for the latter."""
 
 
 @dataclass

@@ -71,8 +71,18 @@ def captured_hand(
     sdf: Float[Tensor, " Vh"] | None,
     K: Float[Tensor, "3 3"],
     detection,
+    presence: float | None = None,
 ) -> CapturedHand:
-    """One hand of a capture; ``sdf`` is its signed distance to the deformed face (or None)."""
+    """One hand of a capture; ``sdf`` is its signed distance to the deformed face (or None).
+
+    ``detection``: MediaPipe's hand, or None for a hand only the network found, with its
+    probability ``presence``.
+    """
+    if detection is None:
+        detected, score, found_by = np.full((21, 2), np.nan, np.float32), presence, "network"
+    else:
+        detected = np.asarray(detection.keypoints, np.float32)
+        score, found_by = float(detection.score), "detector"
     return CapturedHand(
         side=model.side,
         params=_numpy(params),
@@ -81,10 +91,11 @@ def captured_hand(
         contact=contact.detach().float().numpy(),
         keypoints3d=keypoints.detach().float().numpy(),
         keypoints2d=project_points(keypoints.detach().double(), K.double()).float().numpy(),
-        detected_keypoints2d=np.asarray(detection.keypoints, np.float32),
-        detection_score=float(detection.score),
+        detected_keypoints2d=detected,
+        detection_score=float(score if score is not None else float("nan")),
         touching=bool(touching(sdf)) if sdf is not None else False,
         min_distance_mm=round(1000.0 * float(sdf.min()), 3) if sdf is not None else float("inf"),
+        found_by=found_by,
     )
 
 

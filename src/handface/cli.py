@@ -28,21 +28,25 @@ class Bench:
     forward + backward), landmarks (embedded landmarks against MediaPipe on held-out renders),
     synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples),
     fit (single-image capture through the real detector on synthetic images, separate vs full),
-    dice (DICE network size, speed against MediaPipe, training samples/s).
+    dice (DICE network size, speed against MediaPipe, training samples/s), methods (fit, dice
+    and hybrid on the same fresh synthetic images through the real detector).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render, landmarks, synth, fit or dice."""
+    """Which benchmark to run: geometry, render, landmarks, synth, fit, dice or methods."""
     json: bool = False
     """Print one JSON object instead of a table."""
     num: int | None = None
-    """fit: number of synthetic samples to render (default 200)."""
+    """fit, methods: number of synthetic samples to render (default 200, 300)."""
     seed: int | None = None
-    """fit: seed of the synthetic samples (default 404, never used for tuning)."""
+    """fit, methods: seed of the synthetic samples (default 404, 777: never used for training
+    or tuning)."""
     data: Path | None = None
-    """fit: score an existing synthetic dataset instead of rendering one."""
+    """fit, methods: score an existing synthetic dataset instead of rendering one."""
     out: Path | None = None
-    """fit: keep the Capture folders here (default: a temporary folder)."""
+    """fit, methods: keep the Capture folders here (default: a temporary folder)."""
+    checkpoint: Path | None = None
+    """methods: DICE weights (default: the network shipped with handface)."""
 
     def main(self) -> None:
         from handface import bench
@@ -54,6 +58,7 @@ class Bench:
                 ("seed", self.seed),
                 ("data", self.data),
                 ("out", self.out),
+                ("checkpoint", self.checkpoint),
             )
             if value is not None
         }
@@ -80,20 +85,23 @@ class Reconstruct:
     contact heat map). Videos give one frame (the middle one); `handface track` is for videos.
 
     --method fit fits the models to MediaPipe's landmarks (optimisation); --method dice runs
-    the DICE network (weights from `handface train`, given with --checkpoint).
+    the DICE network (the trained network shipped with handface, or --checkpoint); --method
+    hybrid lets DICE place the hands and decide contact, then fits (handface.hybrid).
     """
 
     images: tyro.conf.Positional[tuple[Path, ...]]
     """Image files (JPEG, PNG, ...; RGB, RGBA, grayscale, EXIF-rotated, any size)."""
     out: Path
     """Output folder; one sub-folder per image."""
-    method: Literal["fit", "dice"] = "fit"
-    """fit: optimisation on the detected landmarks; dice: the DICE network (--checkpoint)."""
+    method: Literal["fit", "dice", "hybrid"] = "fit"
+    """fit: optimisation on the detected landmarks; dice: the DICE network; hybrid: DICE
+    guides the fit (hand placement, contact decision and hands the detector missed)."""
     checkpoint: Path | None = None
-    """DICE weights: model.pt (or checkpoint.pt) of a `handface train` run (--method dice)."""
+    """DICE weights for --method dice|hybrid: model.pt (or checkpoint.pt) of a `handface
+    train` run (default: the network shipped with handface)."""
     mode: Literal["full", "separate"] = "full"
-    """fit only. full: joint interaction refinement (depth order, contact, collision) and
-    deformation; separate: independent head and hand fits only (the baseline)."""
+    """fit and hybrid. full: joint interaction refinement (depth order, contact, collision)
+    and deformation; separate: independent head and hand fits only (the baseline)."""
     focal: float | None = None
     """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
     depth: Path | None = None
@@ -121,21 +129,24 @@ class Reconstruct:
         from handface.errors import InputError
 
         reconstructor = None
+        config = ReconstructConfig(mode=self.mode, focal=self.focal)
         if self.method == "dice":
-            if self.checkpoint is None:
-                raise InputError("--method dice needs --checkpoint (model.pt of handface train)")
             if self.depth is not None:
-                raise InputError("--depth is used by --method fit only; DICE takes RGB")
+                raise InputError("--depth is used by --method fit|hybrid; DICE takes RGB")
             from handface.dice.predictor import DicePredictor
 
             reconstructor = DicePredictor(self.checkpoint, focal=self.focal)
+        elif self.method == "hybrid":
+            from handface.hybrid import HybridReconstructor
+
+            reconstructor = HybridReconstructor(self.checkpoint, config)
         elif self.checkpoint is not None:
-            raise InputError("--checkpoint goes with --method dice")
+            raise InputError("--checkpoint goes with --method dice or hybrid")
         result = reconstruct_files(
             self.images,
             self.out,
             reconstructor=reconstructor,
-            config=ReconstructConfig(mode=self.mode, focal=self.focal),
+            config=config,
             overwrite=self.overwrite,
             depth=self.depth,
             depth_scale=self.depth_scale,
@@ -162,16 +173,17 @@ class Train:
     batch is split over the processes).
     """
 
-    data: Path
-    """Synthetic dataset (written by `handface synth`)."""
+    data: list[Path]
+    """One or more synthetic datasets (written by `handface synth`), trained on as one."""
     out: Path
     """Run folder (created; must not hold a run unless --resume or --overwrite)."""
     wild: Path | None = None
     """Folder of unlabelled photos for weak supervision: MediaPipe 2D keypoints (detected once,
     cached in DIR/handface_keypoints.json), an optional <name>.depth.npy per photo, and the
     label-free touch, collision and adversarial terms."""
-    config: Literal["dice", "dice-small"] = "dice-small"
-    """Network preset: dice (the paper: HRNet-W64, 224 px) or dice-small (for CPUs)."""
+    config: Literal["dice", "dice-small", "dice-small-cnn"] = "dice-small"
+    """Network preset: dice (the paper: HRNet-W64, 224 px), dice-small (for CPUs, on MediaPipe's
+    pretrained hand network) or dice-small-cnn (the same on a CNN trained from scratch)."""
     resume: bool = False
     """Continue the run in --out from its checkpoint (bit for bit)."""
     overwrite: bool = False
@@ -246,17 +258,22 @@ class Demo:
 class Synth:
     """Generate synthetic hand-face interaction data: renders, depth, segmentation and labels.
 
-    Each sample is a head (random shape, expression and pose) touched by one hand in one of the
-    interaction families (palm on cheek, fist under chin, fingertip on lips, ...), pressed
-    0-15 mm into the face and resolved by the soft-tissue solver; about a quarter of single
-    samples keep the hand 1-10 cm away. The layout is documented in handface.data.synth_layout and
-    read by handface.data.SynthDataset. Output depends only on --seed, not on --workers.
+    Each sample is a person (random head shape, expression and pose, with neck, shoulders,
+    clothes and usually hair, before a cluttered or plain background) with one or, in a quarter
+    of the samples, two hands in the interaction families (palm on cheek, fist under chin,
+    fingertip on lips, ...), pressed 0-15 mm into the face and resolved by the soft-tissue
+    solver. In a quarter of the samples no hand touches: the hands hover 8-25 mm off the skin
+    (the hard negatives), stay 2.5-10 cm away, or hide part of the face from 4-15 cm in front.
+    The layout is documented in handface.data.synth_layout and read by
+    handface.data.SynthDataset. Output depends only on --seed (and --num with --shard), not on
+    --workers or on how the run is split into shards.
     """
 
     out: Path
-    """Output folder (created; must not exist unless --overwrite)."""
+    """Output folder (created; must not exist unless --overwrite). With --shard, the folder the
+    shards share."""
     num: int
-    """Number of samples, or of sequences with --frames > 1."""
+    """Number of samples, or of sequences with --frames > 1 (all shards together)."""
     seed: int = 0
     """Random seed; sample i is drawn from (seed, i)."""
     frames: int = 1
@@ -265,16 +282,25 @@ class Synth:
     """Image width and height in pixels."""
     workers: int = 1
     """Parallel worker processes (each uses one CPU thread)."""
+    shard: str | None = None
+    """Make only shard I/N (e.g. 3/8) of the --num items: run each I on its own machine or
+    cluster array job with the same options and --out; the folder becomes a dataset (equal to
+    one run's) when the last shard is in."""
     overwrite: bool = False
-    """Replace the output folder if it already exists."""
+    """Replace the output folder (with --shard: this shard) if it already exists."""
 
     def main(self) -> None:
         from handface.synth import generate
+        from handface.synth.generate import parse_shard
 
+        shard = parse_shard(self.shard) if self.shard is not None else None
         out = generate(
             self.out, num=self.num, seed=self.seed, frames=self.frames, size=self.size,
-            workers=self.workers, overwrite=self.overwrite,
+            workers=self.workers, overwrite=self.overwrite, shard=shard,
         )  # fmt: skip
+        if shard is not None and not (out / "meta.json").exists():
+            print(f"shard {shard[0]}/{shard[1]} written to {out.resolve()}")
+            return
         print(f"synthetic dataset written to {out.resolve()}")
 
 

@@ -166,3 +166,16 @@ def test_crop_camera_reprojects_the_targets_exactly(side, angle, mirror):
     for part in ("face", "hand"):
         projected = camera_model.project(targets[f"{part}_keypoints3d"][None], camera)[0]
         torch.testing.assert_close(projected, targets[f"{part}_keypoints2d"], atol=1e-4, rtol=0)
+
+
+def test_training_set_over_several_datasets(synth_dataset, mirror):
+    from handface.dice.dataset import DiceDataConfig, DiceTrainingSet
+
+    config = DiceDataConfig(crop=CropConfig(size=64), augment=None)
+    one = DiceTrainingSet(synth_dataset, mirror, 1609, config)
+    two = DiceTrainingSet([synth_dataset, synth_dataset], mirror, 1609, config)
+    assert len(one) == 6 and len(two) == 12
+    for index in (0, 5):
+        a, b = two[index], two[index + 6]
+        assert torch.equal(a["image"], b["image"])
+        assert torch.equal(a["face_vertices"], one[index]["face_vertices"])

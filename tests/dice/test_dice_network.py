@@ -60,8 +60,12 @@ def test_dice_preset_is_the_paper_network():
     assert (config.iknet_hidden, config.iknet_blocks, config.mask_ratio) == (1024, 5, 0.3)
     assert config.num_tokens == 21 + 68 + 402 + 504
     small = get_config("dice-small")
-    assert small.backbone == "cnn" and 280 <= small.num_tokens <= 400
+    assert small.backbone == "mediapipe" and 280 <= small.num_tokens <= 400
     assert len(small.meshnet_hidden) == 3  # same structure
+    # the same network on the from-scratch CNN
+    cnn = get_config("dice-small-cnn")
+    assert cnn.backbone == "cnn" and cnn.replace(name="dice-small", backbone="mediapipe",
+                                                 backbone_freeze="stride8") == small  # fmt: skip
 
 
 def test_unknown_config_and_inconsistent_widths_are_clear_errors():
@@ -212,7 +216,10 @@ def test_gradients_reach_every_trainable_parameter(head_model, right_hand):
     total.backward()
     missing = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert missing == []
-    grads = [p.grad for p in net.parameters()]
+    # the MediaPipe trunk's high-resolution layers stay as MediaPipe trained them
+    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith("backbone.hand.") for n in frozen)
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(torch.isfinite(g).all() for g in grads)
     nonzero = sum(int(g.abs().sum() > 0) for g in grads)
     assert nonzero >= 0.9 * len(grads)

@@ -109,6 +109,7 @@ def test_hands_of_the_flipped_crop_swap_sides(net, predictions):
         close(new.vertices_coarse, old.vertices_coarse * REFLECT)
         close(new.contact_logits, old.contact_logits[:, index])
         close(new.params.transl, old.params.transl * REFLECT)
+        close(new.presence_logits, old.presence_logits)
     sign = mirror.hand_articulation_sign
     close(flipped.left.params.articulation, direct.right.params.articulation * sign)
     assert direct.left.side == "left" and direct.right.side == "right"

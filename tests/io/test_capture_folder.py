@@ -53,6 +53,7 @@ def capture_from_sample(sample: InteractionSample, index: int = 0) -> Capture:
             detection_score=0.9871234,
             touching=bool(hand.contact.max() > 0.5),
             min_distance_mm=-0.12345 if hand.contact.max() > 0.5 else math.nan,
+            found_by="network" if side == "left" else "detector",
         )
         for side, hand in sample.hands.items()
     }
@@ -103,6 +104,7 @@ def assert_same_capture(loaded: Capture, capture: Capture) -> None:
         got = loaded.hands[side]
         assert got.side == side and got.touching == hand.touching
         assert got.detection_score == pytest.approx(hand.detection_score, abs=1e-4)
+        assert got.found_by == hand.found_by
         assert got.min_distance_mm == pytest.approx(hand.min_distance_mm, abs=1e-3, nan_ok=True)
         assert sorted(got.params) == sorted(hand.params)
     if capture.face is not None:

@@ -85,7 +85,15 @@ class InteractionSample:
         return self.hands.get(side)
 
 
-SEGMENTATION_LABELS: dict[str, int] = {"background": 0, "head": 1, "left_hand": 2, "right_hand": 3}
+SEGMENTATION_LABELS: dict[str, int] = {
+    "background": 0,
+    "head": 1,
+    "left_hand": 2,
+    "right_hand": 3,
+    "body": 4,
+}
+"""Labels of the segmentation maps; ``head`` includes hair, ``body`` is the neck below the head
+model, the shoulders and the clothes (synthetic renders)."""
 
 
 def deformed_face(

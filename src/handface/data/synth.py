@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from handface.data.sample import HAND_SIDES, HandSample, InteractionSample
-from handface.data.synth_layout import FORMAT_NAME, FORMAT_VERSION
+from handface.data.synth_layout import FORMAT_NAME, FORMAT_VERSION, missing_shards
 from handface.errors import InputError
 
 _HAND_PARAM_NAMES = ("global_orient", "transl", "articulation", "finger_angles", "shape")
@@ -28,6 +28,13 @@ _HEAD_PARAM_NAMES = ("global_orient", "transl", "expression", "shape")
 def read_meta(root: Path) -> dict:
     """``meta.json`` of a synthetic dataset, with the format and version checked."""
     path = Path(root) / "meta.json"
+    missing = missing_shards(Path(root))
+    if not path.is_file() and missing:
+        raise InputError(
+            f"{root} is a dataset made in shards and {len(missing)} are not in yet "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); run "
+            f"`handface synth --shard I/N` with the same options for each"
+        )
     if not path.is_file():
         raise InputError(f"{root} is not a handface synthetic dataset (no meta.json); "
                          "create one with `handface synth --out DIR --num N`")  # fmt: skip

@@ -9,8 +9,11 @@ DIR/
   images/<key>.png          RGB, 8 bit
   depth/<key>.png           metric depth along the optical axis, 16 bit, units of
                             meta["depth_scale_m"] (0.1 mm); 0 = background
-  segmentation/<key>.png    8 bit labels: 0 background, 1 head, 2 left hand, 3 right hand
+  segmentation/<key>.png    8 bit labels: 0 background, 1 head (and hair), 2 left hand,
+                            3 right hand, 4 body (neck, shoulders, clothes)
   labels/<key>.npz          every label of the item (float32 unless noted), listed in LABEL_KEYS
+  shards/<I>-of-<N>.json    datasets made in shards (`handface synth --shard I/N`): each shard's
+                            options and items; meta.json appears when all N are in
 ```
 Keys are ``"000042"`` for single samples and ``"000042_0007"`` for frame 7 of sequence 42.
 Frames follow DESIGN.md: vertices in the camera frame (which is also the world frame: ``R = I,
@@ -19,6 +22,8 @@ t = 0``), ``deformation`` in the head's canonical frame (deformed = undeformed +
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 FORMAT_NAME = "handface-synth"
 FORMAT_VERSION = 1
@@ -59,3 +64,18 @@ LABEL_KEYS: dict[str, str] = {
 def item_key(sequence: int, frame: int | None) -> str:
     """``"000042"`` for a single sample, ``"000042_0007"`` for frame 7 of sequence 42."""
     return f"{sequence:06d}" if frame is None else f"{sequence:06d}_{frame:04d}"
+
+
+def missing_shards(root: Path) -> list[str]:
+    """Shards (``"I/N"``) of a dataset made in shards whose records are not in ``root/shards``.
+
+    Example:
+        >>> missing_shards(Path("/nonexistent"))
+        []
+    """
+    records = list((Path(root) / "shards").glob("*-of-*.json"))
+    if not records:
+        return []
+    count = int(records[0].stem.split("-of-")[1])
+    done = {int(path.stem.split("-of-")[0]) for path in records}
+    return [f"{i}/{count}" for i in range(count) if i not in done]

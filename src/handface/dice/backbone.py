@@ -5,8 +5,10 @@
   from the architecture's description; no pretrained weights are loaded (torchvision and timm
   are unavailable, and nothing is downloaded).
 * :class:`SmallCNN`: a residual CNN of four stride-2 stages for ``dice-small``.
+* :class:`~handface.dice.mediapipe_backbone.MediaPipeBackbone` (its own module): MediaPipe's
+  hand landmark network, pretrained on real photos, cut at its 7 x 7 stage.
 
-Both map ``(B, 3, H, W)`` to ``(B, 49, C)`` (row-major over the 7 x 7 grid); other input sizes
+All map ``(B, 3, H, W)`` to ``(B, 49, C)`` (row-major over the 7 x 7 grid); other input sizes
 are average-pooled to the same grid.
 
 Example:
@@ -228,7 +230,7 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_backbone(config: DiceConfig) -> HRNet | SmallCNN:
+def build_backbone(config: DiceConfig) -> nn.Module:
     """The backbone a config asks for."""
     if config.backbone == "hrnet":
         return HRNet(width=config.backbone_width, out_channels=config.feature_dim)
@@ -237,6 +239,14 @@ def build_backbone(config: DiceConfig) -> HRNet | SmallCNN:
             width=config.backbone_width,
             out_channels=config.feature_dim,
             blocks=config.backbone_blocks,
+        )
+    if config.backbone == "mediapipe":
+        from handface.dice.mediapipe_backbone import MediaPipeBackbone  # imports this module
+
+        return MediaPipeBackbone(
+            out_channels=config.feature_dim,
+            hand_layer=config.backbone_layer,
+            freeze_until=config.backbone_freeze,
         )
     raise ValueError(f"unknown backbone {config.backbone!r}")
 

@@ -10,12 +10,18 @@ two levels 4538 -> 1513 -> 504, as FLAME's 5023 -> 1675 -> 559). 196 M parameter
 126 M, MeshNet 40 M, InteractionNet 11 M, IKNets 18 M) and 94 GMACs per crop (HRNet 29,
 transformers 61); 2.1 s per crop on one CPU thread.
 
-``dice-small`` has the same structure for two CPU cores: a small residual CNN backbone
-(16 -> 128 channels, 256-d tokens), 21 + 68 + 101 + 168 = 358 tokens (hand 1609 -> 402 -> 101,
+``dice-small`` has the same structure for two CPU cores, on a backbone pretrained on real
+photos: MediaPipe's hand landmark network (read from the mediapipe wheel, Apache-2.0) cut at
+its 7 x 7 stage, its high-resolution layers (to 1/8) kept as trained, and a 1 x 1 projection to
+256-d tokens (:mod:`~handface.dice.mediapipe_backbone`; 2.4 M backbone parameters, 0.67
+GMACs and ~30 ms per crop for the network, against 0.41 GMACs and ~19 ms with the CNN).
+``dice-small-cnn`` is the same network on a small residual CNN trained from scratch
+(16 -> 128 channels). Both have 21 + 68 + 101 + 168 = 358 tokens (hand 1609 -> 402 -> 101,
 face 4538 -> 1513 -> 504 -> 168), MeshNet 259/128/64 -> 128/64/32 -> 128/64/3 and
 InteractionNet 259/64 -> 64/32 -> 64/4 with 2 layers x 2 heads, IKNets of width 256 on the
-504-vertex face and the 402-vertex hand, no dropout. 2.3 M parameters, 0.41 GMACs per crop.
-Measured on a shared 2-core machine with one thread (another job used both cores): forward +
+504-vertex face and the 402-vertex hand, no dropout. ``dice-small-cnn``: 2.3 M parameters,
+0.41 GMACs per crop. Measured on a shared 2-core machine with one thread (another job used
+both cores): forward +
 backward of the network (no parametric models) at batch 16 in 0.77 s (21 crops/s; 0.87 s,
 18 crops/s with the parametric models), inference at batch 1 in 17.5 ms (26 ms with them).
 Two free cores should pass 25 crops/s; dropout was dropped because on a CPU the dropout of
@@ -43,14 +49,26 @@ class DiceConfig:
 
     name: str = "dice"
     """Preset the config came from (recorded with checkpoints)."""
-    backbone: Literal["hrnet", "cnn"] = "hrnet"
-    """Image encoder: ``"hrnet"`` (the paper's HRNet, :class:`~handface.dice.backbone.HRNet`)
-    or ``"cnn"`` (a small residual CNN, :class:`~handface.dice.backbone.SmallCNN`)."""
+    backbone: Literal["hrnet", "cnn", "mediapipe"] = "hrnet"
+    """Image encoder: ``"hrnet"`` (the paper's HRNet, :class:`~handface.dice.backbone.HRNet`),
+    ``"cnn"`` (a small residual CNN, :class:`~handface.dice.backbone.SmallCNN`) or
+    ``"mediapipe"`` (MediaPipe's hand landmark network, pretrained on real photos, cut at its
+    7 x 7 stage + a 1 x 1 projection:
+    :class:`~handface.dice.mediapipe_backbone.MediaPipeBackbone`; ``backbone_width`` and
+    ``backbone_blocks`` do not apply to it)."""
     backbone_width: int = 64
     """HRNet: channels ``W`` of the highest-resolution branch (branches ``W, 2W, 4W, 8W``; the
     paper's W64). CNN: channels of its first stage (doubling at each of the four stages)."""
     backbone_blocks: int = 1
     """CNN only: residual blocks per stage."""
+    backbone_layer: str = "stride32"
+    """MediaPipe only: where the hand network is cut (a key of
+    :data:`~handface.dice.mediapipe_backbone.HAND_LAYERS`: ``stride16``, ``stride32``,
+    ``head``)."""
+    backbone_freeze: str | None = None
+    """MediaPipe only: the hand network's weights stay as MediaPipe trained them up to this
+    layer (a key of ``HAND_LAYERS``); None trains them all. Freezing the high-resolution
+    layers keeps their real-photo features and skips most of the backward pass."""
     feature_dim: int = 2048
     """Channels of each of the 7 x 7 = 49 image feature tokens (HRNet's head: 2048)."""
     input_size: int = 224
@@ -170,8 +188,8 @@ class DiceConfig:
 
 PRESETS: dict[str, DiceConfig] = {
     "dice": DiceConfig(),
-    "dice-small": DiceConfig(
-        name="dice-small",
+    "dice-small-cnn": DiceConfig(
+        name="dice-small-cnn",
         backbone="cnn",
         backbone_width=16,
         backbone_blocks=1,
@@ -196,10 +214,17 @@ PRESETS: dict[str, DiceConfig] = {
     ),
 }
 """The named configurations (``handface train --config NAME``)."""
+PRESETS["dice-small"] = replace(
+    PRESETS["dice-small-cnn"],
+    name="dice-small",
+    backbone="mediapipe",
+    backbone_layer="stride32",
+    backbone_freeze="stride8",
+)
 
 
 def get_config(name: str) -> DiceConfig:
-    """The preset called ``name`` (``"dice"`` or ``"dice-small"``).
+    """The preset called ``name`` (``"dice"``, ``"dice-small"`` or ``"dice-small-cnn"``).
 
     Example:
         >>> get_config("dice").backbone_width

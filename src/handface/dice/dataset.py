@@ -28,6 +28,7 @@ that may cover part of the face or hand).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -79,6 +80,9 @@ class DiceDataConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     """``None``: no augmentation (evaluation)."""
     seed: int = 0
+    absent_hand_share: float = 0.2
+    """Share of one-hand items cropped for the side *without* a hand (``has_hand = 0``), so the
+    network learns to say when its hand is not there (with augmentation only)."""
 
 
 def _turn(angle: float, dtype: torch.dtype) -> Tensor:
@@ -256,39 +260,42 @@ class DiceTrainingSet(Dataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | Sequence[str | Path],
         mirror: MirrorMaps,
         num_hand_vertices: int,
         config: DiceDataConfig | None = None,
     ) -> None:
+        roots = [root] if isinstance(root, str | Path) else list(root)
         # labels only: the RGB is read as bytes below; depth and segmentation are not used
-        self.data = SynthDataset(root, load_images=False)
-        if len(self.data) == 0:
-            raise InputError(f"{root} holds no samples; create some with `handface synth`")
+        self.parts = [SynthDataset(path, load_images=False) for path in roots]
+        self.offsets = np.cumsum([0] + [len(part) for part in self.parts])
+        if self.offsets[-1] == 0:
+            raise InputError(
+                f"{', '.join(map(str, roots))} hold no samples; create some with `handface synth`"
+            )
         self.mirror = mirror
         self.num_hand_vertices = num_hand_vertices
         self.config = config or DiceDataConfig()
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.data)
+        return int(self.offsets[-1])
+
+    def _locate(self, index: int) -> tuple[SynthDataset, int]:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.parts[part], index - int(self.offsets[part])
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        sample = self.data[index]
+        data, local = self._locate(index)
+        sample = data[local]
         config = self.config
         rng = np.random.default_rng([config.seed, self.epoch, index])
-        sides = sorted(sample.hands)
-        if not sides:
-            side = "right"
-        elif len(sides) == 1:
-            side = sides[0]
-        else:
-            side = sides[int(rng.integers(0, 2))] if config.augment is not None else "right"
+        side = item_side(sorted(sample.hands), rng, config)
         crop = training_crop(sample, side, config.crop, rng, config.augment)
-        with Image.open(self.data.image_path(index)) as image:
+        with Image.open(data.image_path(local)) as image:
             rgb = np.asarray(image.convert("RGB"))
         pixels = crop.apply(rgb)
         if config.augment is not None:
@@ -303,6 +310,21 @@ class DiceTrainingSet(Dataset):
             "keypoint_depth_valid": torch.zeros(21 + 68),
             **targets,
         }
+
+
+def item_side(sides: list[str], rng: np.random.Generator, config: DiceDataConfig) -> str:
+    """The hand side a training item is cropped for (``"left"``: the mirrored crop).
+
+    Two hands: either (right without augmentation). One: its side, or with augmentation and
+    probability ``absent_hand_share`` the other side, an item without the network's hand.
+    """
+    if not sides:
+        return "right"
+    if len(sides) == 2:
+        return sides[int(rng.integers(0, 2))] if config.augment is not None else "right"
+    if config.augment is not None and rng.uniform() < config.absent_hand_share:
+        return "left" if sides[0] == "right" else "right"
+    return sides[0]
 
 
 def image_tensor(pixels: np.ndarray) -> Float[Tensor, "3 S S"]:

@@ -70,10 +70,17 @@ class HandPrediction:
     mirrored hand's ``articulation`` is ``None`` for backends without a mirror rule for their
     pose latent (:attr:`MirrorMaps.hand_articulation_sign`; Anny has one)."""
     rotation: Float[Tensor, "B 3 3"]
+    presence_logits: Float[Tensor, " B"]
+    """Logit that this hand is in the crop."""
 
     @property
     def contact(self) -> Float[Tensor, "B Vh"]:
         return torch.sigmoid(self.contact_logits)
+
+    @property
+    def presence(self) -> Float[Tensor, " B"]:
+        """Probability that this hand is in the crop."""
+        return torch.sigmoid(self.presence_logits)
 
 
 @dataclass
@@ -175,6 +182,7 @@ def _right_hand(out: DiceOutput) -> HandPrediction:
         contact_logits=out.hand_contact_logits,
         params=out.hand_params,
         rotation=out.hand_rotation,
+        presence_logits=out.hand_presence_logits,
     )
 
 
@@ -215,6 +223,7 @@ def mirror_hand(hand: HandPrediction, mirror: MirrorMaps) -> HandPrediction:
             shape=params.shape,
         ),
         rotation=rotation,
+        presence_logits=hand.presence_logits,
     )
 
 

@@ -212,6 +212,23 @@ class CameraHead(nn.Module):
         return torch.cat([scale, out[:, 1:]], dim=-1)
 
 
+class PresenceHead(nn.Module):
+    """Pooled image features -> logit that the network's (right) hand is in the crop.
+
+    Not in the paper, whose crops always hold the hand: ours are framed on the face, so the
+    network must say whether a hand is there at all (MediaPipe misses hands lying on faces).
+    """
+
+    def __init__(self, feature_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, features: Float[Tensor, "B 49 C"]) -> Float[Tensor, " B"]:
+        return self.net(features.mean(dim=1))[:, 0]
+
+
 @dataclass
 class DiceOutput:
     """Everything one forward pass predicts (batch first; 3D in the network's frame, metres).
@@ -249,6 +266,8 @@ class DiceOutput:
     embedding), the paper's keypoints regressed from the coarse mesh."""
     camera: Float[Tensor, "B 3"]
     """Weak-perspective camera ``(s, tx, ty)`` (see :func:`weak_perspective`)."""
+    hand_presence_logits: Float[Tensor, " B"]
+    """Logit that the (right) hand is in the crop (:class:`PresenceHead`)."""
     head_params: HeadParams | None = None
     """Regressed head parameters; ``global_orient``/``transl`` place the canonical head in the
     network's frame."""
@@ -367,6 +386,7 @@ class DiceNet(nn.Module):
             base_rotation=templates.hand_rotation,
         )
         self.camera = CameraHead(config.feature_dim, config.camera_hidden, config.camera_scale)
+        self.hand_presence = PresenceHead(config.feature_dim, config.camera_hidden)
 
     @property
     def head_model(self) -> HeadModel:
@@ -427,6 +447,7 @@ class DiceNet(nn.Module):
             face_deformation=face_deformation,
             face_landmarks68_upsampled=self.head_model.surface_landmarks(face_up)[1],
             camera=self.camera(features),
+            hand_presence_logits=self.hand_presence(features),
         )
         if parametric:
             self._parametric(out, face_ik, hand_ik)

@@ -78,6 +78,8 @@ class LossWeights:
     contact: float = 0.6
     collision: float = 1.0
     deformation: float = 6.0
+    presence: float = 2.0
+    """Ours (not in the paper): the hand-presence BCE, synthetic items only."""
 
 
 class DiceObjective:
@@ -218,7 +220,11 @@ class DiceObjective:
             if bool((has_hand > 0).any()):
                 l_adv = l_adv + generator_loss(hand_logits[has_hand > 0])
 
+        # -- hand presence (ours): is the branch's hand in the crop? -------------------------
+        l_presence = contact_bce(out.hand_presence_logits[:, None], has_hand[:, None], has_3d)
+
         terms = {
+            "loss/presence": w.presence * l_presence,
             "loss/mesh": w.mesh * l_mesh,
             "loss/interaction": w.interaction * l_interaction,
             "loss/depth": w.depth * l_depth,
@@ -236,6 +242,7 @@ class DiceObjective:
                 "part/contact": l_contact,
                 "part/collision": l_collision,
                 "part/deformation": l_deform,
+                "part/presence": l_presence,
             }
         )
         return terms

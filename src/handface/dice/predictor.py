@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,54 @@ from handface.models.regions import face_regions_for
 CHECKPOINT_FORMAT = "handface-dice-1"
 
 
-def load_network(checkpoint: str | os.PathLike, head_model=None, hand_model=None) -> DiceNet:
-    """A trained :class:`DiceNet` from ``model.pt`` / ``checkpoint.pt`` of a run (eval mode)."""
+SHIPPED_CHECKPOINT = Path(__file__).parent / "assets" / "dice_small.pt"
+"""The trained ``dice-small`` network that ships with handface (model card:
+``docs/dice_small_model_card.md``)."""
+
+
+def shipped_checkpoint() -> Path:
+    """:data:`SHIPPED_CHECKPOINT`, or a one-line error where this install has none."""
+    if not SHIPPED_CHECKPOINT.is_file():
+        raise InputError(
+            f"this handface has no trained DICE network ({SHIPPED_CHECKPOINT} is missing); "
+            "train one with `handface train` and pass --checkpoint RUN/model.pt"
+        )
+    return SHIPPED_CHECKPOINT
+
+
+def half_precision_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write ``checkpoint``'s network (config + weights) with float16 weights to ``out``.
+
+    What ships in the package (:data:`SHIPPED_CHECKPOINT`): half the size of ``model.pt`` (the
+    repository keeps every version forever); :func:`load_network` reads it back into float32.
+    Non-float tensors (counters of batch norm) keep their type.
+    """
+    from handface.io.files import atomic_write_bytes
+
+    state = load_checkpoint(Path(checkpoint))
+    if "model" not in state:
+        raise InputError(f"{checkpoint} holds no DICE network weights (no 'model' entry)")
+    weights = {
+        name: value.half() if value.is_floating_point() else value
+        for name, value in state["model"].items()
+    }
+    shipped = {"config": state.get("config"), "model": weights, "format": state.get("format")}
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(shipped, buffer)
+    atomic_write_bytes(Path(out), buffer.getvalue())
+    return Path(out)
+
+
+def load_network(
+    checkpoint: str | os.PathLike | None = None, head_model=None, hand_model=None
+) -> DiceNet:
+    """A trained :class:`DiceNet` from ``model.pt`` / ``checkpoint.pt`` of a run (eval mode);
+    ``None``: the shipped network (:func:`shipped_checkpoint`)."""
     from handface.models.defaults import default_hand_model, default_head_model
 
-    path = Path(checkpoint)
+    path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint()
     state = load_checkpoint(path)
     if "model" not in state:
         raise InputError(f"{path} holds no DICE network weights (no 'model' entry)")
@@ -94,18 +138,33 @@ def _first(value: Tensor | None) -> Tensor | None:
     return None if value is None else value[0]
 
 
+@dataclass
+class PlacedPrediction:
+    """The network's output for one image, with the crop it saw and where the head sits."""
+
+    prediction: DicePrediction
+    crop: Crop
+    centre: Float[Tensor, "3"]
+    """Camera-frame position of the head centre; add it to the network's 3D outputs."""
+
+
+HAND_PRESENCE_THRESHOLD = 0.5
+"""A hand the detector missed is reported when the network's presence probability for its side
+reaches this (MediaPipe loses hands that lie on faces, exactly the contact case)."""
+
+
 class DicePredictor:
     """Loads the network and the detector once; call it on images.
 
     Args:
-        checkpoint: ``model.pt`` of a training run.
+        checkpoint: ``model.pt`` of a training run; None: the shipped network.
         focal: focal length in pixels (default: EXIF, else a 35 mm-equivalent of 35 mm).
         detector, head_model, hand_models: injected for tests; built on first use otherwise.
     """
 
     def __init__(
         self,
-        checkpoint: str | os.PathLike,
+        checkpoint: str | os.PathLike | None = None,
         *,
         focal: float | None = None,
         detector=None,
@@ -179,18 +238,13 @@ class DicePredictor:
         name = source or "the image"
         if not detections.faces:
             raise InputError(f"no face found in {name}; DICE needs a face to reconstruct")
-        if not detections.hands:
-            warnings.append("no hand found: DICE's hands are not reported")
-        points = [detections.faces[0].landmarks[:, :2]]
-        points += [hand.keypoints[:, :2] for hand in detections.hands]
-        crop = crop_box(np.concatenate(points), self.crop_config)
-
         tick = time.perf_counter()
-        prediction = self.predict_crop(crop.apply(rgb))
+        placed = self.predict(rgb, detections, K.float())
         timings["network_s"] = time.perf_counter() - tick
+        crop = placed.crop
 
         tick = time.perf_counter()
-        capture = self._assemble(prediction, crop, K.float(), detections, warnings)
+        capture = self._assemble(placed, K.float(), detections, warnings)
         timings["assemble_s"] = time.perf_counter() - tick
         timings["total_s"] = time.perf_counter() - start
         capture.image_size = (width, height)
@@ -202,15 +256,22 @@ class DicePredictor:
         capture.extras["crop"] = crop
         return capture
 
+    def predict(self, rgb: np.ndarray, detections, K: Float[Tensor, "3 3"]) -> PlacedPrediction:
+        """The network on the crop framed by ``detections`` (a face needed), placed in camera."""
+        points = [detections.faces[0].landmarks[:, :2]]
+        points += [hand.keypoints[:, :2] for hand in detections.hands]
+        crop = crop_box(np.concatenate(points), self.crop_config)
+        prediction = self.predict_crop(crop.apply(rgb))
+        return PlacedPrediction(prediction, crop, _camera_placement(prediction.camera[0], crop, K))
+
     def _assemble(
         self,
-        prediction: DicePrediction,
-        crop: Crop,
+        placed: PlacedPrediction,
         K: Tensor,
         detections,
         warnings: list[str],
     ) -> Capture:
-        centre = _camera_placement(prediction.camera[0], crop, K)
+        prediction, centre = placed.prediction, placed.centre
         face = prediction.face
         head_model = self.net.head_model
         undeformed = face.vertices_undeformed[0] + centre
@@ -224,9 +285,18 @@ class DicePredictor:
         }
         hands = {}
         sdfs = []
-        for detection in detections.hands:
-            side = detection.side
+        detected = {hand.side: hand for hand in detections.hands}
+        for side in ("right", "left"):
             predicted: HandPrediction = prediction.right if side == "right" else prediction.left
+            detection = detected.get(side)
+            presence = float(predicted.presence[0])
+            if detection is None:
+                if presence < HAND_PRESENCE_THRESHOLD:
+                    continue
+                warnings.append(
+                    f"{side} hand seen by DICE only (the detector found none there; presence "
+                    f"{presence:.2f}): its pose is the network's alone"
+                )
             model = self.hand_model(side)
             vertices = predicted.vertices[0] + centre
             sdf = surface_signed_distance(vertices, deformed, head_model.faces)
@@ -247,6 +317,7 @@ class DicePredictor:
                 sdf,
                 K,
                 detection,
+                presence=presence,
             )
         captured = captured_face(
             head_model,

@@ -48,8 +48,8 @@ from handface.models.base import HandParams, HeadParams
 class TrainOptions:
     """Everything a training run needs (the fields of ``handface train``)."""
 
-    data: Path
-    """A synthetic dataset written by ``handface synth``."""
+    data: Path | list[Path]
+    """One or more synthetic datasets written by ``handface synth`` (trained on as one)."""
     out: Path
     """The run folder (checkpoint.pt, model.pt, log.jsonl, loss_curve.png, config.json)."""
     wild: Path | None = None
@@ -173,8 +173,10 @@ def network_config(options: TrainOptions) -> DiceConfig:
 
 def train(options: TrainOptions, head_model=None, hand_model=None) -> Path:
     """Run (or resume) a training run; returns the run folder."""
-    if not Path(options.data).is_dir():
-        raise InputError(f"--data {options.data} is not a folder; create one with handface synth")
+    folders = [options.data] if isinstance(options.data, str | Path) else list(options.data)
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise InputError(f"--data {folder} is not a folder; create one with handface synth")
     config = network_config(options)
     with distributed_context() as context:
         _run(options, config, context, head_model, hand_model)

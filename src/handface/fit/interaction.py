@@ -19,6 +19,8 @@ fitted) by Adam on
 Contact evidence (decided after a first round without the contact term) needs both: the hand's
 pixels overlap or touch the head's silhouette, and the hand's closest surface is within the
 depth uncertainty of the size priors from the face (``contact_gap_fraction`` of its depth).
+With a guide (:mod:`~handface.fit.guide`, ``--method hybrid``) the guide decides instead, and
+the contact term pulls the hand vertices the guide says touch.
 Signed distances use point-to-plane distances to the closest head triangles (found every few
 steps, outward normals), the head in its canonical frame.
 """
@@ -34,6 +36,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from handface.fit.evidence import HandFaceEvidence
+from handface.fit.guide import HandGuide
 from handface.fit.hand_fit import HandFit
 from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit
 from handface.geometry.camera import project_points
@@ -131,6 +134,18 @@ class _HeadSurface:
         return ((points - closest) * normals).sum(-1)
 
 
+def _pulled_vertices(guide: HandGuide | None, least: int = 3) -> Tensor | None:
+    """Hand vertices a guide says touch (probability >= 0.5; at least the ``least`` likeliest)."""
+    if guide is None:
+        return None
+    probability = torch.as_tensor(guide.contact)
+    chosen = probability >= 0.5
+    if int(chosen.sum()) < least:
+        chosen = torch.zeros_like(chosen)
+        chosen[probability.topk(least).indices] = True
+    return chosen
+
+
 def _sample_map(values: Tensor, uv: Tensor) -> Tensor:
     """Nearest-pixel lookup of a (H, W) map at pixel coordinates (no gradient w.r.t. uv)."""
     height, width = values.shape
@@ -152,6 +167,7 @@ def refine_interaction(
     evidence: list[HandFaceEvidence],
     observed_depth: Float[Tensor, "H W"] | None = None,
     config: InteractionConfig | None = None,
+    guidance: list[HandGuide | None] | None = None,
 ) -> InteractionResult:
     """Refine head and hand poses jointly (method: module docstring).
 
@@ -160,6 +176,8 @@ def refine_interaction(
             image's resolution.
         evidence: per hand, :func:`~handface.fit.evidence.hand_face_evidence`.
         observed_depth: an RGB-D depth map (metres, 0 = missing), or ``None``.
+        guidance: per hand, a learned guide (or None): it decides whether the hand touches
+            and which of its vertices the contact term pulls.
     """
     config = config or InteractionConfig()
     K64 = torch.as_tensor(K, dtype=torch.float64)
@@ -223,6 +241,8 @@ def refine_interaction(
     contact = {hand.side: False for hand in hands}
     gaps: dict[str, float] = {}
     correspondences: list = [None] * len(hands)
+    guides = guidance if guidance is not None else [None] * len(hands)
+    pulled = [_pulled_vertices(guide) for guide in guides]
 
     def run(steps: int) -> None:
         for step in range(steps):
@@ -280,7 +300,10 @@ def refine_interaction(
                 loss = loss + config.collision_weight * collision_hinge(signed, press + 0.001)
                 if contact[hands[i].side]:
                     on_head = torch.isfinite(_sample_map(head_depth, uv))
-                    candidates = signed[on_head] if on_head.sum() >= 3 else signed
+                    if pulled[i] is not None:  # where the guide says the hand touches
+                        candidates = signed[pulled[i]]
+                    else:
+                        candidates = signed[on_head] if on_head.sum() >= 3 else signed
                     loss = loss + config.contact_weight * contact_pull(
                         candidates, config.contact_vertices, press
                     )
@@ -303,6 +326,8 @@ def refine_interaction(
             near_2d = evidence[i].gap_px <= config.contact_gap_px * face_px
             near_3d = gap <= config.contact_gap_fraction * float(t[2])
             contact[hand.side] = bool(near_2d and near_3d)
+            if guides[i] is not None:  # a learned decision replaces the size-prior gate
+                contact[hand.side] = bool(guides[i].touching)
     if any(contact.values()):
         run(config.iterations)
 

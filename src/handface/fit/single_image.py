@@ -33,6 +33,7 @@ from handface.capture_parts import captured_face, captured_hand, penetration_fig
 from handface.errors import InputError
 from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
 from handface.fit.evidence import hand_face_evidence, hand_mask
+from handface.fit.guide import GuideFunction, HandGuide
 from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, fit_layout, landmark_weights
 from handface.fit.interaction import InteractionConfig, refine_interaction
@@ -65,6 +66,34 @@ class ReconstructConfig:
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
 
+@dataclass
+class _HandInput:
+    """A hand to fit: from the detector, or (``detection`` None) from the guide only."""
+
+    side: str
+    keypoints: Float[np.ndarray, "21 2"]
+    depth: Float[np.ndarray, " 21"]
+    detection: object | None
+    presence: float | None = None
+
+
+def _place_as_guided(fit: HandFit, head: HeadFit, guide: HandGuide | None) -> HandFit:
+    """Slide a fitted hand along its viewing ray to the guide's depth relative to the face.
+
+    The fit's depth comes from a size prior (centimetres off); the guide learned where hands
+    are relative to faces. Moving the keypoint centroid along its ray keeps it where it was in
+    the image (the interaction refinement then re-aligns the keypoints).
+    """
+    if guide is None:
+        return fit
+    centre = fit.keypoints.double().mean(0)
+    target = head.vertices.double().mean(0) + guide.offset_from_face.double()
+    scale = float(target[2] / centre[2]) if float(centre[2]) > 0 else 1.0
+    scale = min(max(scale, 0.5), 2.0)
+    transl = fit.params.transl[0].double() + centre * (scale - 1.0)
+    return fit.moved(fit.rotation, transl.float())
+
+
 def _render_depth(vertices: Tensor, faces: Tensor, K: Tensor, size: tuple[int, int]) -> Tensor:
     height, width = size
     with torch.no_grad():
@@ -76,6 +105,9 @@ class Reconstructor:
 
     Args:
         config: fitting settings (:class:`ReconstructConfig`).
+        guide: ``guide(rgb, detections, K) -> InteractionGuide`` (:mod:`~handface.fit.guide`):
+            a learned prediction that places the hands, decides whether and where they touch
+            and adds hands the detector missed (``--method hybrid``); None fits alone.
         head_model, hand_models, detector: injected for tests; built on first use otherwise.
     """
 
@@ -83,11 +115,13 @@ class Reconstructor:
         self,
         config: ReconstructConfig | None = None,
         *,
+        guide: GuideFunction | None = None,
         head_model=None,
         hand_models=None,
         detector=None,
     ) -> None:
         self.config = config or ReconstructConfig()
+        self.guide = guide
         self._head = head_model
         self._hands = hand_models
         self._detector = detector
@@ -172,13 +206,29 @@ class Reconstructor:
             raise InputError(f"no face or hand found in {name}; nothing to reconstruct")
         if not detections.faces:
             warnings.append("no face found: only the hands are reconstructed")
-        if not detections.hands:
+
+        guidance = None
+        if self.guide is not None and detections.faces:
+            guidance = self.guide(rgb, detections, camera.K)
+            timings["guide_s"] = guidance.seconds
+        # the hands to fit: the detected ones, then those only the guide sees
+        hands_in = [_HandInput(h.side, h.keypoints, h.depth, h) for h in detections.hands]
+        if guidance is not None:
+            for side, guide in sorted(guidance.hands.items()):
+                if all(h.side != side for h in hands_in):
+                    hands_in.append(
+                        _HandInput(
+                            side, guide.keypoints2d, guide.keypoint_depth, None, guide.presence
+                        )
+                    )
+                    warnings.append(
+                        f"{side} hand seen by the network only (the detector found none there; "
+                        f"presence {guide.presence:.2f})"
+                    )
+        if not hands_in and detections.faces:
             warnings.append("no hand found: only the face is reconstructed")
 
-        masks = [
-            hand_mask(h.keypoints, (height, width), detections.person_mask)
-            for h in detections.hands
-        ]
+        masks = [hand_mask(h.keypoints, (height, width), detections.person_mask) for h in hands_in]
         tick = time.perf_counter()
         head_fit, weights = None, None
         if detections.faces:
@@ -200,8 +250,12 @@ class Reconstructor:
             fit_hand(
                 self.hand_model(h.side), h.keypoints, h.depth, camera.K, config=self.config.hand
             )
-            for h in detections.hands
+            for h in hands_in
         ]
+        if guidance is not None and head_fit is not None:
+            hand_fits = [
+                _place_as_guided(fit, head_fit, guidance.hands.get(fit.side)) for fit in hand_fits
+            ]
         timings["fit_hands_s"] = time.perf_counter() - tick
 
         interaction_contact: dict[str, bool] = {}
@@ -219,11 +273,14 @@ class Reconstructor:
                 K=camera.K,
                 face_landmarks2d=fit_layout(self.head_model).select(detections.faces[0].landmarks),
                 landmark_weights=weights,
-                hand_keypoints2d=[h.keypoints for h in detections.hands],
+                hand_keypoints2d=[h.keypoints for h in hands_in],
                 head_depth=head_depth,
                 evidence=evidence,
                 observed_depth=None if depth is None else torch.as_tensor(depth),
                 config=self.config.interaction,
+                guidance=(
+                    None if guidance is None else [guidance.hands.get(h.side) for h in hands_in]
+                ),
             )
             head_fit, hand_fits = result.head, result.hands
             interaction_contact = result.contact
@@ -231,7 +288,9 @@ class Reconstructor:
         timings["interaction_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        capture = self._assemble(head_fit, hand_fits, detections, camera, (width, height), warnings)
+        capture = self._assemble(
+            head_fit, hand_fits, hands_in, detections, camera, (width, height), warnings
+        )
         timings["deform_s"] = time.perf_counter() - tick
         timings["total_s"] = time.perf_counter() - start
         capture.timings = {k: round(v, 4) for k, v in timings.items()}
@@ -259,6 +318,7 @@ class Reconstructor:
         self,
         head_fit: HeadFit | None,
         hand_fits: list[HandFit],
+        hands_in: list[_HandInput],
         detections,
         camera: CameraEstimate,
         image_size: tuple[int, int],
@@ -287,7 +347,7 @@ class Reconstructor:
         hands_out: dict[str, CapturedHand] = {}
         face_distance = None
         sdfs = []
-        for fit, detection, sdf in zip(hand_fits, detections.hands, final_sdf, strict=True):
+        for fit, hand_in, sdf in zip(hand_fits, hands_in, final_sdf, strict=True):
             model = self.hand_model(fit.side)
             hand_contact = torch.zeros(fit.vertices.shape[0])
             if deformed is not None:
@@ -306,8 +366,9 @@ class Reconstructor:
                 "shape": model.neutral_shape_tensor()[0],
             }
             hands_out[fit.side] = captured_hand(
-                model, params, fit.vertices, fit.keypoints, hand_contact, sdf, K, detection
-            )
+                model, params, fit.vertices, fit.keypoints, hand_contact, sdf, K,
+                hand_in.detection, presence=hand_in.presence,
+            )  # fmt: skip
         penetration.update(penetration_figures(sdfs))
 
         touched: list[str] = []

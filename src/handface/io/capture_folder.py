@@ -127,6 +127,7 @@ def capture_summary(capture: Capture) -> dict[str, Any]:
             "contact_vertices": int(in_contact(torch.as_tensor(hand.contact)).sum()),
             "num_vertices": int(len(hand.vertices)),
             "detection_score": _number(hand.detection_score, 4),
+            "found_by": hand.found_by,
             "keypoint_error_px": _number(
                 _mean_distance(hand.detected_keypoints2d, hand.keypoints2d), 2
             ),
@@ -299,6 +300,7 @@ def load_capture(folder: Path) -> Capture:
             detection_score=_float_or_nan(facts.get("detection_score")),
             touching=bool(facts.get("touching", False)),
             min_distance_mm=_float_or_nan(facts.get("min_distance_mm")),
+            found_by=str(facts.get("found_by", "detector")),
         )
     width, height = (int(v) for v in need("image_size"))
     return Capture(

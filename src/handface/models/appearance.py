@@ -58,9 +58,15 @@ def uv_mask(anny_model, name: str) -> Float[Tensor, " V"]:
 
 def part_vertex_mask(anny_model, labels: list[str]) -> Tensor:
     """Vertices of the faces that Anny's part segmentation labels with any of ``labels``."""
+    return _part_vertex_mask(anny_model, tuple(labels)).clone()
+
+
+@functools.lru_cache(maxsize=32)
+def _part_vertex_mask(anny_model, labels: tuple[str, ...]) -> Tensor:
+    # a fixed property of the topology, but Anny's lookup costs ~20 ms: once per model
     from anny.face_segmentation import get_face_segmentation_mask
 
-    face_mask = get_face_segmentation_mask(anny_model, labels)
+    face_mask = get_face_segmentation_mask(anny_model, list(labels))
     mask = torch.zeros(anny_model.template_vertices.shape[0], dtype=torch.bool)
     mask[anny_model.faces[face_mask].reshape(-1)] = True
     return mask

