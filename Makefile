@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/handface demo --overwrite
 	$(BIN)/handface reconstruct examples/*.jpg --out outputs/examples --overwrite
+	$(BIN)/handface reconstruct examples/*.jpg --out outputs/examples-dice --method dice --overwrite
+	$(BIN)/handface reconstruct examples/*.jpg --out outputs/examples-hybrid --method hybrid --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -64,7 +64,6 @@ def dice_guide(predictor: DicePredictor):
                 .float()
                 .numpy(),
                 keypoint_depth=relative_keypoint_depth(keypoints, K),
-                rotation=hand.rotation[0],
             )
         return InteractionGuide(
             hands=hands,

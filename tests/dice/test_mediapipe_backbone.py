@@ -16,15 +16,7 @@ from handface.dice.model import IMAGENET_MEAN, IMAGENET_STD
 from handface.dice.tflite_graph import TFLiteConv2d
 from handface.errors import InputError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a 2-core machine whose other core is busy, two OpenMP threads
-    make these many small convolutions ~100x slower (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(batch: int, size: int = 224, seed: int = 0) -> torch.Tensor:

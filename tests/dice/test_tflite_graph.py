@@ -26,14 +26,7 @@ PARTIAL = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
 """The hand landmarks MediaPipe frames its next crop with (wrist, thumb base, finger bases)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a 2-core machine whose other core is busy, two OpenMP threads
-    make these many small convolutions ~100x slower (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

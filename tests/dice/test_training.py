@@ -242,9 +242,12 @@ def test_predictor_writes_a_capture_folder(data32, tmp_path):
     np.testing.assert_allclose(loaded.face.vertices_deformed, face.vertices_deformed, atol=1e-6)
     assert (out / "overlay.png").is_file() and Image.open(out / "overlay.png").size == (96, 96)
 
-    # the CLI's contract: --method dice needs --checkpoint; a bad checkpoint is exit code 2
+    # the CLI's contract: --checkpoint goes with dice|hybrid; a bad checkpoint is exit code 2
     with pytest.raises(SystemExit) as exit_info:
-        entrypoint(["reconstruct", str(image), "--out", str(tmp_path / "x"), "--method", "dice"])
+        entrypoint(
+            ["reconstruct", str(image), "--out", str(tmp_path / "x"), "--checkpoint",
+             str(run / "model.pt")]
+        )  # fmt: skip
     assert exit_info.value.code == 2
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(SystemExit) as exit_info:

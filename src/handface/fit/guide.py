@@ -37,8 +37,6 @@ class HandGuide:
     """The guide's hand keypoints in the image (used for hands the detector missed)."""
     keypoint_depth: Float[np.ndarray, " 21"]
     """Their depths relative to the wrist in pixel units, as MediaPipe reports them."""
-    rotation: Float[Tensor, "3 3"] | None = None
-    """Hand orientation (camera frame), to start a missed hand's fit from."""
 
 
 @dataclass

@@ -40,7 +40,7 @@ from handface.fit.guide import HandGuide
 from handface.fit.hand_fit import HandFit
 from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit
 from handface.geometry.camera import project_points
-from handface.geometry.contact import face_size, hand_size
+from handface.geometry.contact import face_size, hand_size, in_contact
 from handface.geometry.distance import faces_near, point_mesh_distance
 from handface.geometry.normals import face_normals
 from handface.losses import (
@@ -135,11 +135,11 @@ class _HeadSurface:
 
 
 def _pulled_vertices(guide: HandGuide | None, least: int = 3) -> Tensor | None:
-    """Hand vertices a guide says touch (probability >= 0.5; at least the ``least`` likeliest)."""
+    """Hand vertices a guide says touch (:func:`in_contact`; at least the ``least`` likeliest)."""
     if guide is None:
         return None
     probability = torch.as_tensor(guide.contact)
-    chosen = probability >= 0.5
+    chosen = in_contact(probability)
     if int(chosen.sum()) < least:
         chosen = torch.zeros_like(chosen)
         chosen[probability.topk(least).indices] = True
@@ -299,10 +299,10 @@ def refine_interaction(
                 press = config.press_mm / 1000.0
                 loss = loss + config.collision_weight * collision_hinge(signed, press + 0.001)
                 if contact[hands[i].side]:
-                    on_head = torch.isfinite(_sample_map(head_depth, uv))
                     if pulled[i] is not None:  # where the guide says the hand touches
                         candidates = signed[pulled[i]]
                     else:
+                        on_head = torch.isfinite(_sample_map(head_depth, uv))
                         candidates = signed[on_head] if on_head.sum() >= 3 else signed
                     loss = loss + config.contact_weight * contact_pull(
                         candidates, config.contact_vertices, press
