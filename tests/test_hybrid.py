@@ -34,9 +34,11 @@ def _touching_sample(synth_dataset) -> str:
     return next(item["key"] for item in meta["items"] if item["in_contact"])
 
 
-def _contact_bias(reconstructor, value: float) -> None:
+def _touch_bias(reconstructor, value: float) -> None:
+    """Every vertex likely in contact; the touch head's verdict set by ``value``."""
     with torch.no_grad():
-        reconstructor.dice.net.interaction.stages[-1].output.bias[3] = value
+        reconstructor.dice.net.interaction.stages[-1].output.bias[3] = 12.0
+        reconstructor.dice.net.hand_touch.net[-1].bias.fill_(value)
 
 
 def test_dice_decides_whether_the_hand_touches(run, synth_dataset):
@@ -48,16 +50,17 @@ def test_dice_decides_whether_the_hand_touches(run, synth_dataset):
     hybrid = HybridReconstructor(run / "model.pt", detector=_LabelDetector(labels))
     sides = {s for s in ("left", "right") if f"hand_{s}_keypoints2d" in labels}
     for bias, touching in ((12.0, True), (-12.0, False)):
-        _contact_bias(hybrid, bias)
+        _touch_bias(hybrid, bias)
         capture = hybrid(image, K=torch.as_tensor(labels["K"]))
         assert capture.mode == "hybrid" and capture.face is not None
         assert sides <= set(capture.hands)
         decided = capture.extras["interaction_contact"]
-        # DICE's contact probabilities replace the size-prior gate, for every fitted hand
+        # DICE's touch verdict replaces the size-prior gate, for every fitted hand (the
+        # per-vertex contact, all likely here, does not overrule it)
         assert all(decided[side] == touching for side in capture.hands)
         assert "guide_s" in capture.timings
     # with the contact term on, the touching hand ends on the skin (within the 5 mm rule)
-    _contact_bias(hybrid, 12.0)
+    _touch_bias(hybrid, 12.0)
     capture = hybrid(image, K=torch.as_tensor(labels["K"]))
     assert any(hand.touching for hand in capture.hands.values())
 

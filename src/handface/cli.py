@@ -186,8 +186,14 @@ class Train:
     pretrained hand network) or dice-small-cnn (the same on a CNN trained from scratch)."""
     resume: bool = False
     """Continue the run in --out from its checkpoint (bit for bit)."""
+    init_from: Path | None = None
+    """Fine-tune: start from the network weights of an earlier run (its model.pt or
+    checkpoint.pt, same --config); heads it lacks start fresh. The schedule starts anew."""
     overwrite: bool = False
     """Start a new run in --out even if it holds one."""
+    contact_positive_weight: float = 1.0
+    """Weight of the contact vertices in the contact BCE (the paper: 1); a few percent of the
+    face touches, and a weight w makes a vertex pass 0.5 at a contact rate of 1/(1+w)."""
     epochs: int = 40
     """Passes over the data (the paper: 40)."""
     max_steps: int | None = None
@@ -208,6 +214,7 @@ class Train:
     """DataLoader worker processes."""
 
     def main(self) -> None:
+        from handface.dice.objective import LossWeights
         from handface.dice.train import TrainOptions, train
         from handface.dice.trainer import ScheduleConfig
 
@@ -217,8 +224,10 @@ class Train:
             wild=self.wild,
             config=self.config,
             resume=self.resume,
+            init_from=self.init_from,
             overwrite=self.overwrite,
             seed=self.seed,
+            weights=LossWeights(contact_positive=self.contact_positive_weight),
             augment=not self.no_augment,
             schedule=ScheduleConfig(
                 epochs=self.epochs,
@@ -230,7 +239,15 @@ class Train:
             checkpoint_minutes=self.checkpoint_minutes,
             num_workers=self.num_workers,
         )
-        out = train(options)
+        try:
+            out = train(options)
+        except KeyboardInterrupt:
+            print(
+                f"training stopped; the last completed step is saved in {self.out}: continue "
+                "with the same command and --resume",
+                file=sys.stderr,
+            )
+            raise SystemExit(130) from None
         print(f"training run in {out.resolve()}; weights: {out / 'model.pt'}")
 
 

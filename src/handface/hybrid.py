@@ -8,8 +8,9 @@ relative to faces) from data, but its meshes are a network's regression. The hyb
 1. runs DICE on the face crop (:class:`~handface.dice.predictor.DicePredictor`);
 2. places each fitted hand at DICE's depth relative to the face (the fit's depth is a size
    prior), and adds the hands DICE sees that the detector missed, fitted to DICE's keypoints;
-3. lets DICE's per-vertex contact probabilities decide whether a hand touches at all and which
-   hand vertices the contact term pulls onto the skin (replacing the size-prior gate);
+3. lets DICE's touch verdict decide whether a hand touches at all (replacing the size-prior
+   gate) and its per-vertex contact probabilities which hand vertices the contact term pulls
+   onto the skin;
 4. then fitting as usual: landmarks, depth order, collision, and the soft-tissue solver for D.
 
 Example:
@@ -58,7 +59,7 @@ def dice_guide(predictor: DicePredictor):
                 side=side,
                 offset_from_face=(hand.keypoints[0].mean(0) - face_centre).double(),
                 contact=contact,
-                touching=bool(in_contact(contact).any()),
+                touching=bool(in_contact(hand.touch[0])),
                 presence=presence,
                 keypoints2d=project_points(keypoints.double(), torch.as_tensor(K).double())
                 .float()

@@ -282,6 +282,29 @@ def test_hands_the_detector_missed_are_reported_when_the_network_sees_them(data3
         assert sum("seen by DICE only" in w for w in capture.warnings) == len(expected)
 
 
+def test_the_touch_verdict_places_the_hands(data32, tmp_path):
+    from handface.dice.predictor import DicePredictor
+
+    run = train(_options(data32, tmp_path / "run", steps=1, batch_size=8))
+    labels = np.load(data32 / "labels" / "000000.npz")
+    predictor = DicePredictor(run / "model.pt", detector=_LabelDetector(labels))
+    image = data32 / "images" / "000000.png"
+    for bias, verdict in ((12.0, True), (-12.0, False)):
+        with torch.no_grad():
+            predictor.net.hand_touch.net[-1].bias.fill_(bias)
+            predictor.net.interaction.stages[-1].output.bias[3] = 12.0
+        capture = predictor(image, K=torch.as_tensor(labels["K"]))
+        assert capture.hands
+        for side, hand in capture.hands.items():
+            # the meshes agree with the verdict, or a warning says why they could not
+            settled = hand.touching == verdict
+            assert settled or any(f"{side} hand judged" in w for w in capture.warnings)
+            # no vertex is likelier in contact than its hand touching
+            assert (hand.contact > 0.5).any() == verdict
+        assert (capture.face.contact > 0.5).any() == verdict
+        assert sum(h.touching == verdict for h in capture.hands.values()) >= 1
+
+
 def test_items_for_the_absent_side_teach_presence(synth_dataset):
     from handface.dice.dataset import AugmentConfig, DiceDataConfig, item_side
 
@@ -327,9 +350,17 @@ def test_objective_applies_the_papers_weights(data32):
         presence = torch.nn.functional.softplus(-out.hand_presence_logits).mean()
         assert parts["presence"] == pytest.approx(float(presence), rel=1e-5)
         assert float(terms["loss/presence"]) == pytest.approx(2 * parts["presence"], rel=1e-5)
+        # ours: the touch verdict's BCE against "some hand vertex in contact"
+        touches = (batch["hand_contact"] > 0.5).any(dim=1).float()
+        assert 0 < float(touches.sum()) < 4, "the batch should mix touching and not"
+        touch_bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            out.hand_touch_logits, touches
+        )
+        assert parts["touching"] == pytest.approx(float(touch_bce), rel=1e-5)
+        assert float(terms["loss/touching"]) == pytest.approx(2 * parts["touching"], rel=1e-5)
         total = sum(
             float(terms[f"loss/{k}"])
-            for k in ("mesh", "interaction", "depth", "adversarial", "presence")
+            for k in ("mesh", "interaction", "depth", "adversarial", "presence", "touching")
         )
         assert float(terms["loss/total"]) == pytest.approx(total, rel=1e-6)
         assert float(terms["loss/adversarial"]) > 0 and float(terms["loss/depth"]) == 0.0
@@ -339,6 +370,43 @@ def test_objective_applies_the_papers_weights(data32):
         expected = 5 * (interaction - 0.2 * parts["touch"])
         assert float(quiet["loss/interaction"]) == pytest.approx(expected, rel=1e-5)
         assert float(quiet["loss/adversarial"]) == 0.0
+        # weighting the contact vertices raises the contact BCE by their share of it only
+        weighted = DiceObjective(net, replace(LossWeights(), contact_positive=5.0))
+        heavier = {k: float(v) for k, v in weighted(out, batch, discriminators).items()}
+        assert heavier["part/contact"] > parts["contact"]
+        assert heavier["part/touch"] == pytest.approx(parts["touch"], rel=1e-6)
+
+
+def test_fine_tuning_starts_from_an_earlier_run(data32, tmp_path):
+    from handface.dice.predictor import load_network
+    from handface.dice.train import build_network, initialise_from, network_config
+
+    first = train(_options(data32, tmp_path / "first", steps=2, batch_size=8))
+    state = load_checkpoint(first / "model.pt")
+    # an earlier network without the touch head: that head starts fresh, the rest is loaded
+    older = dict(state, model={k: v for k, v in state["model"].items() if "hand_touch" not in k})
+    torch.save(older, tmp_path / "older.pt")
+    options = _options(data32, tmp_path / "x", steps=1)
+    net = build_network(network_config(options))
+    fresh_touch = net.hand_touch.net[0].weight.clone()
+    assert initialise_from(net, tmp_path / "older.pt") == ["hand_touch"]
+    trained = load_network(first / "model.pt")
+    for name, value in trained.state_dict().items():
+        if "hand_touch" not in name:
+            assert torch.equal(net.state_dict()[name], value), name
+    assert torch.equal(net.hand_touch.net[0].weight, fresh_touch)
+    # a run from it trains on, from the loaded weights
+    tuned = train(_options(data32, tmp_path / "tuned", steps=1, init_from=first / "model.pt"))
+    assert (tuned / "model.pt").is_file()
+    # another preset or other sizes are one-line errors
+    other = dict(state, config=dict(state["config"], name="dice"))
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="--config dice"):
+        initialise_from(build_network(network_config(options)), tmp_path / "other.pt")
+    bigger = build_network(network_config(_options(data32, tmp_path / "y", 1))
+                           .replace(camera_hidden=48))  # fmt: skip
+    with pytest.raises(InputError, match="does not fit"):
+        initialise_from(bigger, first / "model.pt")
 
 
 def test_half_precision_weights_predict_like_the_full_ones(data32, tmp_path):
@@ -360,3 +428,47 @@ def test_half_precision_weights_predict_like_the_full_ones(data32, tmp_path):
         a, b = full_net(image), half_net(image)
     assert float((a.face_vertices - b.face_vertices).abs().max()) < 2e-3  # metres
     assert float((a.face_contact_logits - b.face_contact_logits).abs().max()) < 0.05
+
+
+def test_ctrl_c_in_handface_train_saves_and_exits_with_one_line(data32, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "handface", "train", "--config", "dice-small-cnn", "--data",
+        str(data32), "--out", str(out), "--max-steps", "2000", "--batch-size", "2",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "log.jsonl").is_file() and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "--resume" in stderr.strip().splitlines()[-1]
+    saved = load_checkpoint(out / "checkpoint.pt")
+    assert 10 <= saved["step"] < 2000
+
+
+def test_networks_saved_before_the_touch_head_still_load(data32, tmp_path):
+    from handface.dice.predictor import load_network
+
+    run = train(_options(data32, tmp_path / "run", steps=1, batch_size=8))
+    state = load_checkpoint(run / "model.pt")
+    config = {k: v for k, v in state["config"].items() if k != "touch_head"}
+    model = {k: v for k, v in state["model"].items() if "hand_touch" not in k}
+    torch.save(dict(state, config=config, model=model), tmp_path / "older.pt")
+    net = load_network(tmp_path / "older.pt")
+    assert net.hand_touch is None and not net.config.touch_head
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, net.config.input_size, net.config.input_size))
+    # the verdict is the likeliest vertex's contact
+    assert torch.equal(out.hand_touch_logits, out.hand_contact_logits.amax(dim=1))
+    # a saved config that names the head needs its weights
+    torch.save(dict(state, model=model), tmp_path / "broken.pt")
+    with pytest.raises(InputError, match="does not fit"):
+        load_network(tmp_path / "broken.pt")

@@ -130,6 +130,10 @@ class DiceConfig:
     """Hidden width of the camera head."""
     discriminator_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the face and hand parameter discriminators."""
+    touch_head: bool = True
+    """Ours: a head that says whether the hand touches the face
+    (:class:`~handface.dice.model.TouchHead`). Without it (networks trained before it
+    existed) a hand's touch verdict is its likeliest vertex's contact."""
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lists from JSON become tuples
@@ -170,7 +174,12 @@ class DiceConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> DiceConfig:
-        """Inverse of ``dataclasses.asdict`` (e.g. a config read back from JSON)."""
+        """Inverse of ``dataclasses.asdict`` (e.g. a config read back from JSON).
+
+        A config without ``touch_head`` was saved before that field existed, by a network
+        without the head.
+        """
+        values = {"touch_head": False, **values}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

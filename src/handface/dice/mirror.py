@@ -20,6 +20,11 @@ hand of ``I`` and vice versa — for any network, trained or not, in eval mode. 
 are head vertices without a mirror partner (:attr:`MirrorMaps.head_matched`: Anny's 32
 vertices at the back of the left eyeball, inside the head), which keep the prediction on ``I``.
 
+Contact probabilities are bounded by the touch verdicts (:class:`~handface.dice.model.TouchHead`):
+no hand vertex is likelier in contact than its hand touching the face, and no face vertex
+likelier than the likelier of the two hands. So a hand the network judges not touching has no
+vertex in contact, and every consumer (capture, hybrid guide, metrics) sees one verdict.
+
 The averaged face parameters are mirrored the same way (rotations averaged and projected back
 onto SO(3)); the face meshes are the averages of the two meshes, so they can differ from the
 model evaluated at the averaged parameters by the model's own asymmetry.
@@ -72,6 +77,8 @@ class HandPrediction:
     rotation: Float[Tensor, "B 3 3"]
     presence_logits: Float[Tensor, " B"]
     """Logit that this hand is in the crop."""
+    touch_logits: Float[Tensor, " B"]
+    """Logit that this hand touches the face (``contact_logits`` are bounded by it)."""
 
     @property
     def contact(self) -> Float[Tensor, "B Vh"]:
@@ -81,6 +88,11 @@ class HandPrediction:
     def presence(self) -> Float[Tensor, " B"]:
         """Probability that this hand is in the crop."""
         return torch.sigmoid(self.presence_logits)
+
+    @property
+    def touch(self) -> Float[Tensor, " B"]:
+        """Probability that this hand touches the face."""
+        return torch.sigmoid(self.touch_logits)
 
 
 @dataclass
@@ -179,11 +191,25 @@ def _right_hand(out: DiceOutput) -> HandPrediction:
         vertices_upsampled=out.hand_vertices_upsampled,
         vertices_coarse=out.hand_vertices_coarse,
         keypoints_coarse=out.hand_keypoints_coarse,
-        contact_logits=out.hand_contact_logits,
+        contact_logits=bounded_contact(out.hand_contact_logits, out.hand_touch_logits),
         params=out.hand_params,
         rotation=out.hand_rotation,
         presence_logits=out.hand_presence_logits,
+        touch_logits=out.hand_touch_logits,
     )
+
+
+def bounded_contact(
+    contact_logits: Float[Tensor, "B N"], touch_logits: Float[Tensor, " B"]
+) -> Float[Tensor, "B N"]:
+    """Per-vertex contact logits bounded by the touch logit (in probabilities alike: sigmoid
+    is monotonic), so no vertex is likelier in contact than the touch itself.
+
+    Example:
+        >>> bounded_contact(torch.tensor([[2.0, -1.0]]), torch.tensor([0.5]))
+        tensor([[ 0.5000, -1.0000]])
+    """
+    return torch.minimum(contact_logits, touch_logits[:, None])
 
 
 def mirror_hand(hand: HandPrediction, mirror: MirrorMaps) -> HandPrediction:
@@ -224,6 +250,7 @@ def mirror_hand(hand: HandPrediction, mirror: MirrorMaps) -> HandPrediction:
         ),
         rotation=rotation,
         presence_logits=hand.presence_logits,
+        touch_logits=hand.touch_logits,
     )
 
 
@@ -251,8 +278,9 @@ def predict_both_hands(net: DiceNet, images: Float[Tensor, "B 3 H W"]) -> DicePr
         vertices_upsampled=sym.vertices(
             direct.face_vertices_upsampled, flipped.face_vertices_upsampled
         ),
-        contact_logits=sym.vertices(
-            direct.face_contact_logits, flipped.face_contact_logits, points=False
+        contact_logits=bounded_contact(
+            sym.vertices(direct.face_contact_logits, flipped.face_contact_logits, points=False),
+            torch.maximum(direct.hand_touch_logits, flipped.hand_touch_logits),
         ),
         landmarks68=sym.landmarks68(direct.face_landmarks68, flipped.face_landmarks68),
         keypoints_coarse=sym.landmarks68(

@@ -26,6 +26,11 @@
   in-the-wild items with a depth map (``keypoint_depth``, ``keypoint_depth_valid``);
 * ``L_adv``: the non-saturating generator loss of the two parameter discriminators.
 
+Ours, not in the paper: ``L_presence`` (BCE of the hand-presence logit against "the branch's
+hand is in the crop") and ``L_touching`` (BCE of the touch logit against "some vertex of the
+branch's hand is in contact"), both on synthetic items only; and ``contact_positive``, a
+weight of the contact vertices inside ``L_contact`` (1, the paper's plain BCE, by default).
+
 Every term is computed only on the items that carry its label (masks of
 :mod:`handface.dice.dataset`); lengths are in metres. The weights are :class:`LossWeights`,
 whose defaults are the paper's.
@@ -41,6 +46,7 @@ from torch import Tensor
 from handface.dice.discriminator import DiceDiscriminators
 from handface.dice.model import DiceNet, DiceOutput
 from handface.dice.projection import CropCamera, project_to_crop
+from handface.geometry.contact import in_contact
 from handface.geometry.normals import vertex_normals
 from handface.losses import (
     contact_bce,
@@ -80,6 +86,12 @@ class LossWeights:
     deformation: float = 6.0
     presence: float = 2.0
     """Ours (not in the paper): the hand-presence BCE, synthetic items only."""
+    touching: float = 2.0
+    """Ours: the BCE of the hand's touch verdict (:class:`~handface.dice.model.TouchHead`)
+    against "some hand vertex is in contact", synthetic items only."""
+    contact_positive: float = 1.0
+    """Weight of the contact vertices inside the contact BCE (the paper: 1; see
+    :func:`~handface.losses.contact_bce`)."""
 
 
 class DiceObjective:
@@ -179,8 +191,8 @@ class DiceObjective:
             out.hand_contact * has_hand[:, None],
         )
         l_contact = contact_bce(
-            out.face_contact_logits, batch["face_contact"], has_3d
-        ) + contact_bce(out.hand_contact_logits, batch["hand_contact"], hand_3d)
+            out.face_contact_logits, batch["face_contact"], has_3d, w.contact_positive
+        ) + contact_bce(out.hand_contact_logits, batch["hand_contact"], hand_3d, w.contact_positive)
         faces = self.faces.to(out.face_vertices_undeformed.device)
         normals = vertex_normals(out.face_vertices_undeformed, faces) * self.normal_sign[
             :, None
@@ -222,9 +234,15 @@ class DiceObjective:
 
         # -- hand presence (ours): is the branch's hand in the crop? -------------------------
         l_presence = contact_bce(out.hand_presence_logits[:, None], has_hand[:, None], has_3d)
+        # -- touch verdict (ours): does the branch's hand touch the face? -------------------
+        touches = (has_hand * in_contact(batch["hand_contact"]).any(dim=1)).to(has_hand)
+        l_touching = out.camera.new_zeros(())
+        if net.hand_touch is not None:
+            l_touching = contact_bce(out.hand_touch_logits[:, None], touches[:, None], has_3d)
 
         terms = {
             "loss/presence": w.presence * l_presence,
+            "loss/touching": w.touching * l_touching,
             "loss/mesh": w.mesh * l_mesh,
             "loss/interaction": w.interaction * l_interaction,
             "loss/depth": w.depth * l_depth,
@@ -243,6 +261,7 @@ class DiceObjective:
                 "part/collision": l_collision,
                 "part/deformation": l_deform,
                 "part/presence": l_presence,
+                "part/touching": l_touching,
             }
         )
         return terms

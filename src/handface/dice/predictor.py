@@ -10,9 +10,13 @@
 3. place them in the photo's camera: the head centre's depth is ``f_crop / s`` with
    ``f_crop = 2 f / crop side`` (the weak-perspective scale of a pinhole camera), its image
    position the camera's ``(tx, ty)`` mapped back from the crop;
-4. assemble the capture as fitting does (:mod:`handface.capture_parts`): contact
+4. settle each hand on the network's touch verdict (:class:`~handface.dice.model.TouchHead`):
+   a hand judged touching that floats, or judged not touching that reaches the skin, slides
+   along the camera ray through its centroid by the least depth change that agrees with the
+   verdict (:func:`settle_offset`), within ±20 %;
+5. assemble the capture as fitting does (:mod:`handface.capture_parts`): contact
    probabilities are the network's, ``touching`` and penetration figures come from the
-   predicted meshes by the rule of :mod:`handface.geometry.contact`.
+   placed meshes by the rule of :mod:`handface.geometry.contact`.
 
 A checkpoint is ``model.pt`` of a training run (or ``checkpoint.pt``), loaded with
 ``torch.load(weights_only=True)``.
@@ -41,7 +45,12 @@ from handface.dice.model import DiceNet
 from handface.dice.projection import CropCamera
 from handface.dice.trainer import load_checkpoint
 from handface.errors import InputError
-from handface.geometry.contact import surface_signed_distance
+from handface.geometry.contact import (
+    CONTACT_DISTANCE,
+    in_contact,
+    surface_signed_distance,
+    touching,
+)
 from handface.models.face_areas import touched_areas
 from handface.models.regions import face_regions_for
 
@@ -151,6 +160,73 @@ class PlacedPrediction:
 HAND_PRESENCE_THRESHOLD = 0.5
 """A hand the detector missed is reported when the network's presence probability for its side
 reaches this (MediaPipe loses hands that lie on faces, exactly the contact case)."""
+
+
+SETTLE_MARGIN = 0.003
+"""How far inside its verdict :func:`settle_offset` puts a hand: a touching hand within
+``CONTACT_DISTANCE - margin`` of the skin, a non-touching one at least ``CONTACT_DISTANCE +
+margin`` away (metres)."""
+
+SETTLE_RANGE = 0.2
+""":func:`settle_offset` moves a hand's centroid by at most ±20 % of its depth (about ±10 cm at
+arm's length)."""
+
+
+def settle_offset(
+    hand_vertices: Float[Tensor, "Vh 3"],
+    face_vertices: Float[Tensor, "Vf 3"],
+    faces: Tensor,
+    touches: bool,
+    probe_stride: int = 4,
+) -> Float[Tensor, "3"]:
+    """The shortest slide along a hand's camera ray that makes it agree with a touch verdict.
+
+    The hand (camera frame) moves by ``(f - 1) c`` for its centroid ``c``: along the ray through
+    its centroid, so its image barely moves and its size stays. A coarse grid of ``f`` over
+    ``1 ± SETTLE_RANGE`` finds the nearest factor that agrees (a touching hand within
+    ``CONTACT_DISTANCE - SETTLE_MARGIN`` of the skin, a non-touching one beyond
+    ``CONTACT_DISTANCE + SETTLE_MARGIN``), bisection then moves it to the boundary nearest 1;
+    every ``probe_stride``-th hand vertex is probed. Zero when the hand agrees already (by the
+    :func:`~handface.geometry.contact.touching` rule) or no factor in range does.
+
+    Example:
+        >>> import trimesh
+        >>> ball = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
+        >>> v = torch.tensor(ball.vertices).float() + torch.tensor([0.0, 0, 0.5])
+        >>> hand = torch.tensor([[0.0, 0.0, 0.37]])  # 3 cm in front of the ball
+        >>> shift = settle_offset(hand, v, torch.tensor(ball.faces), True, probe_stride=1)
+        >>> 0.39 < float(hand[0, 2] + shift[2]) < 0.40
+        True
+    """
+    centroid = hand_vertices.mean(0)
+    probe = hand_vertices[::probe_stride]
+
+    def agrees(factor: float) -> bool:
+        moved = probe + (factor - 1.0) * centroid
+        gap = float(surface_signed_distance(moved, face_vertices, faces).min())
+        if touches:
+            return gap <= CONTACT_DISTANCE - SETTLE_MARGIN
+        return gap >= CONTACT_DISTANCE + SETTLE_MARGIN
+
+    unmoved = centroid.new_zeros(3)
+    full = surface_signed_distance(hand_vertices, face_vertices, faces)
+    if bool(touching(full)) == touches:
+        return unmoved
+    grid = sorted(
+        (float(f) for f in torch.linspace(1 - SETTLE_RANGE, 1 + SETTLE_RANGE, 17)),
+        key=lambda f: abs(f - 1.0),
+    )
+    found = next((f for f in grid[1:] if agrees(f)), None)
+    if found is None:
+        return unmoved
+    inner = 1.0  # disagrees: the boundary lies between inner and found
+    for _ in range(7):
+        middle = 0.5 * (inner + found)
+        if agrees(middle):
+            found = middle
+        else:
+            inner = middle
+    return (found - 1.0) * centroid
 
 
 class DicePredictor:
@@ -299,11 +375,21 @@ class DicePredictor:
                 )
             model = self.hand_model(side)
             vertices = predicted.vertices[0] + centre
+            touches = bool(in_contact(predicted.touch[0]))
+            shift = settle_offset(vertices, deformed, head_model.faces, touches)
+            vertices = vertices + shift
             sdf = surface_signed_distance(vertices, deformed, head_model.faces)
+            if bool(touching(sdf)) != touches:
+                verdict = "touching" if touches else "not touching"
+                warnings.append(
+                    f"{side} hand judged {verdict} by DICE (probability "
+                    f"{float(predicted.touch[0]):.2f}) but no placement within "
+                    f"{SETTLE_RANGE:.0%} of its depth agrees; the meshes decide"
+                )
             sdfs.append(sdf)
             params = {
                 "global_orient": roma.rotmat_to_rotvec(predicted.rotation[0]),
-                "transl": predicted.params.transl[0] + centre,
+                "transl": predicted.params.transl[0] + centre + shift,
                 # None for a backend whose left-hand articulation cannot be mirrored
                 "articulation": _first(predicted.params.articulation),
                 "shape": _first(predicted.params.shape),
@@ -312,7 +398,7 @@ class DicePredictor:
                 model,
                 params,
                 vertices,
-                predicted.keypoints[0] + centre,
+                predicted.keypoints[0] + centre + shift,
                 predicted.contact[0],
                 sdf,
                 K,

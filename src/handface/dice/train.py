@@ -58,6 +58,9 @@ class TrainOptions:
     """Network preset: ``dice`` (the paper) or ``dice-small`` (for CPUs)."""
     resume: bool = False
     """Continue the run in ``out`` from its checkpoint (bit for bit)."""
+    init_from: Path | None = None
+    """Start from the network weights of an earlier run (``model.pt``/``checkpoint.pt`` of the
+    same preset; parts it lacks start fresh, see :func:`initialise_from`)."""
     overwrite: bool = False
     """Start afresh even if ``out`` holds a run."""
     seed: int = 0
@@ -171,6 +174,35 @@ def network_config(options: TrainOptions) -> DiceConfig:
     return config
 
 
+def initialise_from(net: DiceNet, path: Path) -> list[str]:
+    """Load an earlier run's network weights into ``net`` (fine-tuning); returns the names of
+    the modules the file lacks, which keep their fresh initialisation (heads added since).
+
+    The file must hold the same preset with the same sizes; anything else is a one-line error.
+    """
+    from handface.dice.trainer import load_checkpoint
+
+    state = load_checkpoint(path)
+    if "model" not in state:
+        raise InputError(f"--init-from {path} holds no DICE network weights (no 'model' entry)")
+    saved = state.get("config")
+    if saved is not None and saved.get("name") != net.config.name:
+        raise InputError(
+            f"--init-from {path} is a {saved.get('name')} network, this run trains "
+            f"{net.config.name}; pass --config {saved.get('name')}"
+        )
+    own = net.state_dict()
+    unexpected = sorted(set(state["model"]) - set(own))
+    wrong = sorted(k for k, v in state["model"].items() if k in own and v.shape != own[k].shape)
+    if unexpected or wrong:
+        first = (unexpected or wrong)[0]
+        raise InputError(f"--init-from {path} does not fit the {net.config.name} network ({first})")
+    missing = net.load_state_dict(
+        {k: v.to(own[k].dtype) for k, v in state["model"].items()}, strict=False
+    ).missing_keys
+    return sorted({key.split(".")[0] for key in missing})
+
+
 def train(options: TrainOptions, head_model=None, hand_model=None) -> Path:
     """Run (or resume) a training run; returns the run folder."""
     folders = [options.data] if isinstance(options.data, str | Path) else list(options.data)
@@ -191,7 +223,15 @@ def _run(
     hand_model,
 ) -> None:
     torch.manual_seed(options.seed)
-    net = build_network(config, head_model, hand_model).to(context.device)
+    net = build_network(config, head_model, hand_model)
+    if options.init_from is not None:
+        fresh = initialise_from(net, Path(options.init_from))
+        if context.is_main and options.progress:
+            print(
+                f"initialised from {options.init_from}"
+                + (f"; untrained parts: {', '.join(fresh)}" if fresh else "")
+            )
+    net = net.to(context.device)
     discriminators = DiceDiscriminators(
         net.head_model, net.hand_model, config.discriminator_hidden
     ).to(context.device)

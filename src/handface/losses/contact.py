@@ -86,16 +86,26 @@ def contact_bce(
     logits: Float[Tensor, "B N"],
     labels: Float[Tensor, "B N"],
     mask: Float[Tensor, " B"] | None = None,
+    positive_weight: float = 1.0,
 ) -> Float[Tensor, ""]:
     """DICE's L_contact: binary cross-entropy of per-vertex contact logits against 0/1 labels.
 
     ``mask`` drops items without contact labels (in-the-wild images). Zero when none count.
+    ``positive_weight`` multiplies the terms of the contact (label 1) vertices, which are a few
+    percent of a face: with weight w the loss is minimal where ``sigmoid(logit) = w p / (w p +
+    1 - p)`` for a true contact rate p, so a vertex passes 0.5 from p = 1 / (1 + w) on
+    (the paper: 1, plain BCE).
 
     Example:
         >>> round(float(contact_bce(torch.tensor([[0.0]]), torch.tensor([[1.0]]))), 4)  # log 2
         0.6931
+        >>> round(float(contact_bce(torch.tensor([[0.0]]), torch.tensor([[1.0]]), None, 3.0)), 4)
+        2.0794
     """
-    per_item = nnf.binary_cross_entropy_with_logits(logits, labels.to(logits), reduction="none")
+    pos_weight = None if positive_weight == 1.0 else logits.new_tensor(positive_weight)
+    per_item = nnf.binary_cross_entropy_with_logits(
+        logits, labels.to(logits), reduction="none", pos_weight=pos_weight
+    )
     per_item = per_item.mean(dim=1)
     if mask is None:
         return per_item.mean()
