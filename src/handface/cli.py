@@ -46,7 +46,7 @@ class Bench:
     out: Path | None = None
     """fit, methods: keep the Capture folders here (default: a temporary folder)."""
     checkpoint: Path | None = None
-    """methods: DICE weights (default: the network shipped with handface)."""
+    """methods, photos: DICE weights (default: the network shipped with handface)."""
 
     def main(self) -> None:
         from handface import bench
