@@ -376,9 +376,12 @@ class DicePredictor:
             model = self.hand_model(side)
             vertices = predicted.vertices[0] + centre
             touches = bool(in_contact(predicted.touch[0]))
-            shift = settle_offset(vertices, deformed, head_model.faces, touches)
-            vertices = vertices + shift
             sdf = surface_signed_distance(vertices, deformed, head_model.faces)
+            shift = vertices.new_zeros(3)
+            if bool(touching(sdf)) != touches:
+                shift = settle_offset(vertices, deformed, head_model.faces, touches)
+                vertices = vertices + shift
+                sdf = surface_signed_distance(vertices, deformed, head_model.faces)
             if bool(touching(sdf)) != touches:
                 verdict = "touching" if touches else "not touching"
                 warnings.append(
