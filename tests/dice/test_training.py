@@ -297,7 +297,12 @@ def test_the_touch_verdict_places_the_hands(data32, tmp_path):
         with torch.no_grad():
             predictor.net.hand_touch.net[-1].bias.fill_(bias)
             predictor.net.interaction.stages[-1].output.bias[3] = 12.0
+            predictor.net.interaction.stages[-1].output.bias[0] = 1.0
         capture = predictor(image, K=torch.as_tensor(labels["K"]))
+        # a face no hand is judged to touch is not pressed in
+        pressed = np.linalg.norm(capture.face.deformation, axis=-1).max()
+        assert (pressed > 1e-4) == verdict
+        assert capture.penetration["max_deformation_mm"] == pytest.approx(1000 * pressed, abs=2e-3)
         assert capture.hands
         for side, hand in capture.hands.items():
             # the meshes agree with the verdict, or a warning says why they could not
@@ -379,6 +384,35 @@ def test_objective_applies_the_papers_weights(data32):
         heavier = {k: float(v) for k, v in weighted(out, batch, discriminators).items()}
         assert heavier["part/contact"] > parts["contact"]
         assert heavier["part/touch"] == pytest.approx(parts["touch"], rel=1e-6)
+
+
+def test_only_the_deformation_loss_teaches_the_deformation(data32):
+    from handface.dice.config import get_config
+    from handface.dice.crops import CropConfig
+    from handface.dice.dataset import DiceDataConfig, DiceTrainingSet
+    from handface.dice.objective import DiceObjective
+    from handface.dice.train import build_network
+
+    torch.manual_seed(0)
+    net = build_network(get_config("dice-small").replace(**TINY)).train()
+    data = DiceTrainingSet(
+        data32, net.sampling.mirror, net.hand_model.num_vertices,
+        DiceDataConfig(crop=CropConfig(size=net.config.input_size), augment=None),
+    )  # fmt: skip
+    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    out = net(batch["image"])
+    # every vertex called in contact, so the touch term pulls face and hand together
+    out.face_contact_logits = torch.full_like(out.face_contact_logits, 5.0)
+    out.hand_contact_logits = torch.full_like(out.hand_contact_logits, 5.0)
+    terms = DiceObjective(net)(out, batch)
+    assert float(terms["part/touch"].detach()) > 0
+    on_deformation, on_face = torch.autograd.grad(
+        terms["part/touch"], [out.face_deformation, out.face_vertices_undeformed],
+        retain_graph=True, allow_unused=True,
+    )  # fmt: skip
+    assert on_deformation is None and float(on_face.abs().sum()) > 0
+    (from_deform,) = torch.autograd.grad(terms["part/deformation"], [out.face_deformation])
+    assert float(from_deform.abs().sum()) > 0
 
 
 def test_fine_tuning_starts_from_an_earlier_run(data32, tmp_path):

@@ -18,10 +18,12 @@ import torch
 from handface.detect import Detections, FaceDetection, HandDetection
 from handface.fit import ReconstructConfig, Reconstructor
 from handface.fit.evidence import HandFaceEvidence, hand_face_evidence, hand_mask
+from handface.fit.guide import HandGuide
 from handface.fit.hand_fit import HandFit
 from handface.fit.head_fit import HeadFit, HeadFitConfig, landmark_weights
 from handface.fit.interaction import InteractionConfig, refine_interaction
 from handface.geometry.camera import intrinsics_from_fov, project_points
+from handface.geometry.contact import CONTACT_DISTANCE
 from handface.geometry.distance import signed_distance
 from handface.models import HandParams, HeadParams
 from handface.models.scene import head_rotation
@@ -75,7 +77,7 @@ class Scene:
         mask = hand_mask(keypoints2d, (SIZE, SIZE))
         return keypoints2d, hand_face_evidence(mask, self.silhouette)
 
-    def refine(self, hand: HandFit, config=None, evidence=None):
+    def refine(self, hand: HandFit, config=None, evidence=None, guide=None):
         keypoints2d, observed = self.evidence(hand)
         evidence = observed if evidence is None else evidence
         weights = landmark_weights(self.landmarks2d, [evidence.overlap], HeadFitConfig())
@@ -90,6 +92,7 @@ class Scene:
             head_depth=self.head_depth,
             evidence=[evidence],
             config=config,
+            guidance=None if guide is None else [guide],
         )
 
     def hidden(self, hand: HandFit, head_vertices: torch.Tensor, tolerance: float) -> int:
@@ -220,6 +223,36 @@ def test_no_contact_without_the_hand_near_the_head_in_the_image(scene):
     )
     result = scene.refine(start, evidence=apart)
     assert result.contact == {"right": False} and result.gaps_px["right"] == 40.0
+
+
+def _guide(touching: bool, num_vertices: int) -> HandGuide:
+    return HandGuide(
+        side="right",
+        offset_from_face=torch.zeros(3, dtype=torch.float64),
+        contact=torch.full((num_vertices,), 0.9 if touching else 0.1),
+        touching=touching,
+        presence=1.0,
+        keypoints2d=np.zeros((21, 2), np.float32),
+        keypoint_depth=np.zeros(21, np.float32),
+    )
+
+
+def test_a_guide_that_says_not_touching_keeps_a_touching_hand_off_the_skin(scene):
+    start = scene.hand(0.0)  # touching; alone, fitting calls it contact (test above)
+    num_vertices = start.vertices.shape[0]
+    result = scene.refine(start, guide=_guide(False, num_vertices))
+    assert result.contact == {"right": False}
+    gap = float(scene.sdf(result.hands[0].vertices, result.head.vertices).min())
+    # beyond the contact distance (5 mm); the clearance asks 7 mm
+    assert gap > CONTACT_DISTANCE, f"{1000 * gap:.1f} mm"
+    # without the clearance the hand stays on the skin
+    config = replace(InteractionConfig(), clearance_mm=-CONTACT_DISTANCE * 1000)
+    stays = scene.refine(start, config, guide=_guide(False, num_vertices))
+    assert float(scene.sdf(stays.hands[0].vertices, stays.head.vertices).min()) < CONTACT_DISTANCE
+    # a guide that says touching pulls a hand 2 cm off the skin onto it
+    pulled = scene.refine(scene.hand(-0.02), guide=_guide(True, num_vertices))
+    assert pulled.contact == {"right": True}
+    assert float(scene.sdf(pulled.hands[0].vertices, pulled.head.vertices).min()) < 0.005
 
 
 # ------------------------------------------------------------------------- depth order

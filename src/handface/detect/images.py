@@ -40,8 +40,8 @@ class LoadedImage:
 
     rgb: UInt8[np.ndarray, "H W 3"]
     """C-contiguous pixels of the upright image (EXIF orientation / display rotation applied)."""
-    source: str
-    """The path as given."""
+    source: str | None
+    """The path as given (``None``: the pixels were given as an array)."""
     focal_35mm: float | None = None
     """EXIF ``FocalLengthIn35mmFilm`` in millimetres, when present and positive."""
     focal_mm: float | None = None
@@ -60,6 +60,19 @@ class LoadedImage:
     def size(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return int(self.rgb.shape[0]), int(self.rgb.shape[1])
+
+
+def image_input(image: str | os.PathLike | UInt8[np.ndarray, "H W 3"]) -> LoadedImage:
+    """What a capture method was given: a path (read with :func:`load_image`) or RGB pixels.
+
+    Example:
+        >>> given = image_input(np.zeros((4, 6, 3), np.uint8))
+        >>> given.size, given.source
+        ((4, 6), None)
+    """
+    if isinstance(image, np.ndarray):
+        return LoadedImage(rgb=image, source=None)
+    return load_image(image)
 
 
 def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> LoadedImage:

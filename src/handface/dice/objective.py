@@ -17,7 +17,8 @@
 * ``L_params``: mean of the L1 terms of the face (expression, shape, rotation matrix) and the
   hand (articulation, shape, rotation matrix);
 * ``L_interaction = 0.2 L_touch + 0.6 L_contact + L_collision + 6 L_deform`` with
-  :func:`~handface.losses.touch_chamfer` on the predicted meshes,
+  :func:`~handface.losses.touch_chamfer` on the predicted meshes (ours: with ``D`` held
+  fixed, so the touch term moves the meshes and only ``L_deform`` teaches ``D``),
   :func:`~handface.losses.contact_bce` on face and hand,
   :func:`~handface.losses.penetration_chamfer` of the parametric hand against the undeformed
   face (both at their coarse level), and the stiffness-weighted
@@ -184,8 +185,10 @@ class DiceObjective:
         l_mesh = l_mesh + w.params * l_params
 
         # -- interaction --------------------------------------------------------------------
+        # D is learned from L_deform alone: with D in the touch term, D learned to reach for a
+        # misplaced hand (v2 of dice-small: D against the ground truth at cosine -0.26)
         l_touch = touch_chamfer(
-            out.face_vertices,
+            out.face_vertices_undeformed + out.face_deformation.detach(),
             out.hand_vertices,
             out.face_contact,
             out.hand_contact * has_hand[:, None],

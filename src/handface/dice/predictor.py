@@ -37,6 +37,7 @@ from torch import Tensor
 
 from handface.capture import Capture
 from handface.capture_parts import captured_face, captured_hand, penetration_figures
+from handface.detect.images import image_input
 from handface.dice.config import DiceConfig
 from handface.dice.crops import Crop, CropConfig, crop_box
 from handface.dice.dataset import image_tensor
@@ -291,15 +292,9 @@ class DicePredictor:
         start = time.perf_counter()
         timings: dict[str, float] = {}
         warnings: list[str] = []
-        source, focal_35mm = None, None
-        if isinstance(image, np.ndarray):
-            rgb = image
-        else:
-            from handface.detect.images import load_image
-
-            loaded = load_image(image)
-            rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
-            warnings.extend(loaded.warnings)
+        loaded = image_input(image)
+        rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
+        warnings.extend(loaded.warnings)
         height, width = rgb.shape[:2]
         if K is not None:
             K, camera_source = torch.as_tensor(K, dtype=torch.float64), "given"
@@ -359,9 +354,8 @@ class DicePredictor:
             "expression": face.params.expression[0],
             "shape": face.params.shape[0],
         }
-        hands = {}
-        sdfs = []
         detected = {hand.side: hand for hand in detections.hands}
+        reported = []
         for side in ("right", "left"):
             predicted: HandPrediction = prediction.right if side == "right" else prediction.left
             detection = detected.get(side)
@@ -373,6 +367,13 @@ class DicePredictor:
                     f"{side} hand seen by DICE only (the detector found none there; presence "
                     f"{presence:.2f}): its pose is the network's alone"
                 )
+            reported.append((side, predicted, detection, presence))
+        if not any(bool(in_contact(predicted.touch[0])) for _, predicted, _, _ in reported):
+            # no hand judged touching: nothing presses the face in
+            deformed = undeformed
+        hands = {}
+        sdfs = []
+        for side, predicted, detection, presence in reported:
             model = self.hand_model(side)
             vertices = predicted.vertices[0] + centre
             touches = bool(in_contact(predicted.touch[0]))
@@ -419,7 +420,9 @@ class DicePredictor:
             detections.faces[0].landmarks,
         )
         penetration = {
-            "max_deformation_mm": round(1000.0 * float(face.deformation[0].norm(dim=-1).max()), 3)
+            "max_deformation_mm": round(
+                1000.0 * float((deformed - undeformed).norm(dim=-1).max()), 3
+            )
         }
         penetration.update(penetration_figures(sdfs))
         touched: list[str] = []

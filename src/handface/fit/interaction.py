@@ -14,7 +14,9 @@ fitted) by Adam on
   among those projecting onto the head are pulled onto its surface (to a small press depth,
   which the physics turns into a deformation). Which part touches is found geometrically from
   the current poses, never from a gesture name;
-- **collision**: hand vertices deeper than the allowed press inside the head are pushed out.
+- **collision**: hand vertices deeper than the allowed press inside the head are pushed out;
+  a hand a guide judges not touching is kept ``clearance_mm`` beyond the contact distance
+  (:data:`~handface.geometry.contact.CONTACT_DISTANCE`), so the meshes agree with the verdict.
 
 Contact evidence (decided after a first round without the contact term) needs both: the hand's
 pixels overlap or touch the head's silhouette, and the hand's closest surface is within the
@@ -40,7 +42,7 @@ from handface.fit.guide import HandGuide
 from handface.fit.hand_fit import HandFit
 from handface.fit.head_fit import NUM_SURFACE_LANDMARKS, HeadFit
 from handface.geometry.camera import project_points
-from handface.geometry.contact import face_size, hand_size, in_contact
+from handface.geometry.contact import CONTACT_DISTANCE, face_size, hand_size, in_contact
 from handface.geometry.distance import faces_near, point_mesh_distance
 from handface.geometry.normals import face_normals
 from handface.losses import (
@@ -74,6 +76,8 @@ class InteractionConfig:
     depth_map_weight: float = 20.0
     press_mm: float = 2.0
     """How far the contact term presses the touching hand surface into the skin."""
+    clearance_mm: float = 2.0
+    """A hand a guide judges not touching is kept this far beyond the contact distance."""
     contact_vertices: int = 30
     """How many of the nearest hand vertices the contact term pulls onto the face."""
     contact_gap_fraction: float = 0.06
@@ -243,6 +247,7 @@ def refine_interaction(
     correspondences: list = [None] * len(hands)
     guides = guidance if guidance is not None else [None] * len(hands)
     pulled = [_pulled_vertices(guide) for guide in guides]
+    clearance = CONTACT_DISTANCE + config.clearance_mm / 1000.0
 
     def run(steps: int) -> None:
         for step in range(steps):
@@ -298,6 +303,8 @@ def refine_interaction(
                 signed = surface.signed(local, closest, normals)
                 press = config.press_mm / 1000.0
                 loss = loss + config.collision_weight * collision_hinge(signed, press + 0.001)
+                if guides[i] is not None and not guides[i].touching:
+                    loss = loss + config.collision_weight * collision_hinge(signed, -clearance)
                 if contact[hands[i].side]:
                     if pulled[i] is not None:  # where the guide says the hand touches
                         candidates = signed[pulled[i]]

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from handface.capture import Capture, CapturedHand
 from handface.capture_parts import captured_face, captured_hand, penetration_figures
+from handface.detect.images import image_input
 from handface.errors import InputError
 from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
 from handface.fit.evidence import hand_face_evidence, hand_mask
@@ -179,16 +180,9 @@ class Reconstructor:
         start = time.perf_counter()
         timings: dict[str, float] = {}
         warnings: list[str] = []
-        source = None
-        focal_35mm = None
-        if isinstance(image, np.ndarray):
-            rgb = image
-        else:
-            from handface.detect.images import load_image
-
-            loaded = load_image(image)
-            rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
-            warnings.extend(loaded.warnings)
+        loaded = image_input(image)
+        rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
+        warnings.extend(loaded.warnings)
         height, width = rgb.shape[:2]
         timings["load_s"] = time.perf_counter() - start
         if depth is not None and depth.shape[:2] != (height, width):
