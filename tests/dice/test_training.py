@@ -327,23 +327,29 @@ def test_items_for_the_absent_side_teach_presence(synth_dataset):
     assert item_side([], rng, augmented) == "right"
 
 
-def test_objective_applies_the_papers_weights(data32):
-    from dataclasses import replace
-
+def _tiny_network_and_batch(data: Path, size: int = 4):
+    """A fresh tiny network (training mode, seed 0) and the first ``size`` crops of ``data``."""
     from handface.dice.config import get_config
     from handface.dice.crops import CropConfig
     from handface.dice.dataset import DiceDataConfig, DiceTrainingSet
-    from handface.dice.discriminator import DiceDiscriminators
-    from handface.dice.objective import DiceObjective, LossWeights
     from handface.dice.train import build_network
 
     torch.manual_seed(0)
     net = build_network(get_config("dice-small").replace(**TINY)).train()
-    data = DiceTrainingSet(
-        data32, net.sampling.mirror, net.hand_model.num_vertices,
+    items = DiceTrainingSet(
+        data, net.sampling.mirror, net.hand_model.num_vertices,
         DiceDataConfig(crop=CropConfig(size=net.config.input_size), augment=None),
     )  # fmt: skip
-    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    return net, torch.utils.data.default_collate([items[i] for i in range(size)])
+
+
+def test_objective_applies_the_papers_weights(data32):
+    from dataclasses import replace
+
+    from handface.dice.discriminator import DiceDiscriminators
+    from handface.dice.objective import DiceObjective, LossWeights
+
+    net, batch = _tiny_network_and_batch(data32)
     discriminators = DiceDiscriminators(net.head_model, net.hand_model, (16,))
     with torch.no_grad():
         out = net(batch["image"])
@@ -387,19 +393,9 @@ def test_objective_applies_the_papers_weights(data32):
 
 
 def test_only_the_deformation_loss_teaches_the_deformation(data32):
-    from handface.dice.config import get_config
-    from handface.dice.crops import CropConfig
-    from handface.dice.dataset import DiceDataConfig, DiceTrainingSet
     from handface.dice.objective import DiceObjective
-    from handface.dice.train import build_network
 
-    torch.manual_seed(0)
-    net = build_network(get_config("dice-small").replace(**TINY)).train()
-    data = DiceTrainingSet(
-        data32, net.sampling.mirror, net.hand_model.num_vertices,
-        DiceDataConfig(crop=CropConfig(size=net.config.input_size), augment=None),
-    )  # fmt: skip
-    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    net, batch = _tiny_network_and_batch(data32)
     out = net(batch["image"])
     # every vertex called in contact, so the touch term pulls face and hand together
     out.face_contact_logits = torch.full_like(out.face_contact_logits, 5.0)
