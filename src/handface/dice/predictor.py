@@ -367,16 +367,16 @@ class DicePredictor:
                     f"{side} hand seen by DICE only (the detector found none there; presence "
                     f"{presence:.2f}): its pose is the network's alone"
                 )
-            reported.append((side, predicted, detection, presence))
-        if not any(bool(in_contact(predicted.touch[0])) for _, predicted, _, _ in reported):
+            touches = bool(in_contact(predicted.touch[0]))
+            reported.append((side, predicted, detection, presence, touches))
+        if not any(touches for *_, touches in reported):
             # no hand judged touching: nothing presses the face in
             deformed = undeformed
         hands = {}
         sdfs = []
-        for side, predicted, detection, presence in reported:
+        for side, predicted, detection, presence, touches in reported:
             model = self.hand_model(side)
             vertices = predicted.vertices[0] + centre
-            touches = bool(in_contact(predicted.touch[0]))
             sdf = surface_signed_distance(vertices, deformed, head_model.faces)
             shift = vertices.new_zeros(3)
             if bool(touching(sdf)) != touches:
