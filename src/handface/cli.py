@@ -191,6 +191,10 @@ class Train:
     checkpoint.pt, same --config); heads it lacks start fresh. The schedule starts anew."""
     overwrite: bool = False
     """Start a new run in --out even if it holds one."""
+    train_only: tuple[str, ...] | None = None
+    """Train only these parts of the network, the rest keeps its weights (with --init-from):
+    backbone, tokens, meshnet, interaction (contact and deformation), face_ik, hand_ik, camera,
+    hand_presence, hand_touch."""
     contact_positive_weight: float = 1.0
     """Weight of the contact vertices in the contact BCE (the paper: 1); a few percent of the
     face touches, and a weight w makes a vertex pass 0.5 at a contact rate of 1/(1+w)."""
@@ -226,6 +230,7 @@ class Train:
             resume=self.resume,
             init_from=self.init_from,
             overwrite=self.overwrite,
+            train_only=self.train_only,
             seed=self.seed,
             weights=LossWeights(contact_positive=self.contact_positive_weight),
             augment=not self.no_augment,

@@ -443,6 +443,22 @@ def test_fine_tuning_starts_from_an_earlier_run(data32, tmp_path):
         initialise_from(bigger, first / "model.pt")
 
 
+def test_training_only_some_parts_leaves_the_others_bit_for_bit(data32, tmp_path):
+    first = train(_options(data32, tmp_path / "first", steps=2, batch_size=8))
+    before = _state(first / "model.pt")
+    tuned = train(
+        _options(data32, tmp_path / "tuned", steps=3, batch_size=8,
+                 init_from=first / "model.pt", train_only=("interaction",))
+    )  # fmt: skip
+    after = _state(tuned / "model.pt")
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    # weights and batch-norm statistics of the fixed parts are untouched
+    assert changed == {"interaction"}
+    with pytest.raises(InputError, match="name one or more of backbone"):
+        train(_options(data32, tmp_path / "bad", steps=1, train_only=("interactions",)))
+    assert not (tmp_path / "bad").exists()
+
+
 def test_half_precision_weights_predict_like_the_full_ones(data32, tmp_path):
     from handface.dice.crops import CropConfig
     from handface.dice.dataset import DiceDataConfig, DiceTrainingSet

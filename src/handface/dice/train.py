@@ -63,6 +63,10 @@ class TrainOptions:
     same preset; parts it lacks start fresh, see :func:`initialise_from`)."""
     overwrite: bool = False
     """Start afresh even if ``out`` holds a run."""
+    train_only: tuple[str, ...] | None = None
+    """Train only these parts of the network (names of :class:`DiceNet`'s modules, as
+    ``("interaction",)``); the others keep their weights and batch-norm statistics
+    (:func:`freeze_all_but`). None trains everything."""
     seed: int = 0
     augment: bool = True
     """Random crops, rotations, colour, blur, noise, JPEG and occluders."""
@@ -88,8 +92,10 @@ class DiceStep:
         optimizer: torch.optim.Optimizer,
         disc_optimizer: torch.optim.Optimizer,
         grad_clip: float,
+        frozen: list[torch.nn.Module] | None = None,
     ) -> None:
         self.net = net
+        self.frozen = frozen or []
         self.discriminators = discriminators
         self.objective = objective
         self.optimizer = optimizer
@@ -98,6 +104,8 @@ class DiceStep:
 
     def __call__(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:  # noqa: ARG002
         self.net.train()
+        for module in self.frozen:  # no batch-norm statistics or dropout in fixed parts
+            module.eval()
         self.optimizer.zero_grad(set_to_none=True)
         out = self.net(batch["image"])
         terms = self.objective(out, batch, self.discriminators)
@@ -203,6 +211,26 @@ def initialise_from(net: DiceNet, path: Path) -> list[str]:
     return sorted({key.split(".")[0] for key in missing})
 
 
+def freeze_all_but(net: DiceNet, names: tuple[str, ...]) -> list[torch.nn.Module]:
+    """Fix the weights of every module of ``net`` not named in ``names``; returns those
+    modules (the caller keeps them in eval mode while training).
+
+    Example:
+        >>> frozen = freeze_all_but(net, ("interaction",))  # doctest: +SKIP
+    """
+    children = dict(net.named_children())
+    unknown = sorted(set(names) - set(children))
+    if unknown or not names:
+        raise InputError(
+            f"--train-only {' '.join(unknown) or '(nothing)'}: name one or more of "
+            f"{', '.join(sorted(children))}"
+        )
+    frozen = [module for name, module in children.items() if name not in names]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
 def train(options: TrainOptions, head_model=None, hand_model=None) -> Path:
     """Run (or resume) a training run; returns the run folder."""
     folders = [options.data] if isinstance(options.data, str | Path) else list(options.data)
@@ -231,6 +259,7 @@ def _run(
                 f"initialised from {options.init_from}"
                 + (f"; untrained parts: {', '.join(fresh)}" if fresh else "")
             )
+    frozen = freeze_all_but(net, options.train_only) if options.train_only is not None else []
     net = net.to(context.device)
     discriminators = DiceDiscriminators(
         net.head_model, net.hand_model, config.discriminator_hidden
@@ -252,7 +281,9 @@ def _run(
         data = MixedDataset(data, wild)
     schedule = options.schedule
     optimizer = torch.optim.AdamW(
-        net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay
+        [p for p in net.parameters() if p.requires_grad],
+        lr=schedule.lr,
+        weight_decay=schedule.weight_decay,
     )
     disc_optimizer = torch.optim.AdamW(
         discriminators.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay
@@ -268,7 +299,7 @@ def _run(
         # the learned mask token takes no part when no token is masked (mask_ratio 0)
         model = DistributedDataParallel(net, find_unused_parameters=config.mask_ratio == 0)
         disc = DistributedDataParallel(discriminators)
-    step = DiceStep(model, disc, objective, optimizer, disc_optimizer, schedule.grad_clip)
+    step = DiceStep(model, disc, objective, optimizer, disc_optimizer, schedule.grad_clip, frozen)
     run = RunConfig(
         out=Path(options.out),
         seed=options.seed,
