@@ -355,3 +355,24 @@ def test_cap_holes_closes_an_open_mesh():
     assert capped.is_watertight and capped.is_winding_consistent and capped.volume > 0
     closed_v, closed_f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
     assert cap_holes(closed_v, closed_f)[1].shape == closed_f.shape
+
+
+def test_a_warm_start_from_the_previous_frame_saves_iterations(head, cheek_presses):
+    hand10, cold = cheek_presses[10]
+    hand15, _ = cheek_presses[15]
+    # the next frame presses 5 mm deeper: starting from this frame's D starts at a lower
+    # energy and ends at least as low, with the penetration resolved
+    reference = head.solve(hand15)
+    warm = head.solve(hand15, initial=cold.displacement)
+    assert warm.energy_history[0] < 0.5 * reference.energy_history[0]
+    assert warm.energy_history[-1] <= reference.energy_history[-1] * (1 + 1e-9)
+    assert warm.max_penetration_after < 1e-4
+    # the same frame again (a hand at rest) is solved at once, to the same dent
+    again = head.solve(hand10, initial=cold.displacement)
+    assert again.iterations == 0 < cold.iterations
+    assert torch.allclose(again.displacement, cold.displacement)
+    # a start worse than none (a dent on the wrong side) is ignored: the same as a cold start
+    wrong = head.solve(hand10, initial=-5.0 * cold.displacement)
+    assert torch.equal(wrong.displacement, cold.displacement)
+    with pytest.raises(InputError, match="one displacement per vertex"):
+        head.solve(hand10, initial=cold.displacement[:5])

@@ -14,6 +14,8 @@ multiply by the weights of their own config, whose defaults are the published on
 - :mod:`~handface.losses.deformation`: DICE's stiffness-weighted deformation loss, the
   avatar's displacement regularizer.
 - :mod:`~handface.losses.adversarial`: GAN losses of the parameter discriminators.
+- :mod:`~handface.losses.temporal`: smoothness over frames (velocity, acceleration) for the
+  tracker and the avatar.
 """
 
 from handface.losses.adversarial import discriminator_loss, generator_loss
@@ -39,8 +41,10 @@ from handface.losses.depth import (
 from handface.losses.mesh import masked_l1
 from handface.losses.reprojection import reprojection_l1, robust_reprojection
 from handface.losses.robust import cauchy, pseudo_huber
+from handface.losses.temporal import acceleration_penalty, velocity_penalty
 
 __all__ = [
+    "acceleration_penalty",
     "avatar_contact_loss",
     "cauchy",
     "collision_hinge",
@@ -61,4 +65,5 @@ __all__ = [
     "scale_invariant_log_depth",
     "stiffness_weights",
     "touch_chamfer",
+    "velocity_penalty",
 ]

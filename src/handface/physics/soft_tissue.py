@@ -411,6 +411,7 @@ def deform(
     config: SoftTissueConfig | None = None,
     *,
     contact_mask: Bool[Tensor, " V"] | None = None,
+    initial: Float[Tensor, "V 3"] | None = None,
 ) -> DeformationResult:
     """Displacement of the head vertices that pushes them out of rigid hand(s) like soft tissue.
 
@@ -426,6 +427,10 @@ def deform(
             behind the skin, so a deep press would otherwise reach them through the cheek or
             the lids and shove them out of the hand on their own; masked out, they are carried
             along by the skin they are attached to (eyeballs, being separate meshes, stay put).
+        initial: a displacement to start from (a warm start: the previous video frame's
+            ``D``, in this call's frame). The solver keeps whichever of it and ``D = 0`` has
+            the lower energy, so a stale start never makes the result worse; it only saves
+            iterations when the hands moved little.
 
     Returns:
         :class:`DeformationResult` with ``D`` in the dtype and on the device of
@@ -476,6 +481,16 @@ def deform(
     system = _build_system(rest, faces_np, stiff_np, touchable, first, colliders, config)
     free = system.free
     state = _evaluate(system, np.zeros((free.size, 3)), colliders, config)
+    if initial is not None:
+        if tuple(initial.shape) != (num, 3):
+            raise InputError(
+                f"initial must be one displacement per vertex ({num}, 3), "
+                f"got {tuple(initial.shape)}"
+            )
+        start = initial.detach().to("cpu", torch.float64).numpy()[free]
+        warm = _evaluate(system, start, colliders, config)
+        if warm.energy < state.energy:
+            state = warm
     history = [state.energy]
     iterations = 0
     for _ in range(config.max_iterations):
