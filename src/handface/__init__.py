@@ -6,3 +6,13 @@ alignment, projection), ``render`` (CPU rasterizer), ``viz``, ``cli`` and ``benc
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``handface.track(video)``: the sub-package is callable (handface.track.run.track_video);
+    # loaded on first use so ``import handface`` stays light
+    if name == "track":
+        import handface.track
+
+        return handface.track
+    raise AttributeError(f"module 'handface' has no attribute {name!r}")

@@ -403,8 +403,81 @@ class Pca:
         )
 
 
+@dataclass
+class Track:
+    """Capture a video of someone touching their face: every frame's face and hand meshes,
+    contact and deformation, temporally coherent (windows of frames solved jointly, one head
+    shape for the clip, smooth motion, touching verdicts that change only on evidence, hands
+    the detector loses on the face bridged across short gaps).
+
+    OUT/ holds timeline.json (per frame: touching per hand, areas touched, detector status),
+    sequence.npz (all per-frame parameters, contact, deformation), overlay.mp4 (the video with
+    the meshes, contact heat map and a side view), contact_timeline.png and, with --meshes,
+    meshes/<frame>_face.ply ... Nothing is written if tracking fails or is interrupted.
+    """
+
+    video: tyro.conf.Positional[Path]
+    """A video file (mp4, mov, mkv, webm, avi, ...) or a folder of numbered frames."""
+    out: Path
+    """Output folder (must not exist unless --overwrite)."""
+    method: Literal["fit", "hybrid"] = "fit"
+    """fit: the fit decides contact from the image and size priors; hybrid: the DICE network's
+    touch verdicts and contact probabilities guide every frame."""
+    checkpoint: Path | None = None
+    """DICE weights for --method hybrid (default: the network shipped with handface)."""
+    start: int = 0
+    """First frame to track (0-based)."""
+    end: int | None = None
+    """Stop before this frame (default: the end of the video)."""
+    stride: int = 1
+    """Track every K-th frame."""
+    depth: Path | None = None
+    """RGB-D: a folder of per-frame depth maps (.npy in metres or 16-bit PNG), the i-th file
+    for video frame i."""
+    depth_scale: float = 0.001
+    """Metres per unit of a 16-bit PNG depth map (0.001: millimetres)."""
+    focal: float | None = None
+    """Focal length in pixels (default: a 35 mm-equivalent of 35 mm)."""
+    fps: float | None = None
+    """Frame rate of a folder of frames (default 30; videos carry their own)."""
+    meshes: bool = False
+    """Also write every frame's meshes (PLY, contact as vertex colour) to OUT/meshes/."""
+    overwrite: bool = False
+    """Replace --out if it exists (only once the new result is complete)."""
+
+    def main(self) -> None:
+        from handface.track.run import track_video
+
+        sequence = track_video(
+            self.video,
+            self.out,
+            start=self.start,
+            end=self.end,
+            stride=self.stride,
+            depth=self.depth,
+            depth_scale=self.depth_scale,
+            method=self.method,
+            checkpoint=self.checkpoint,
+            focal=self.focal,
+            fps=self.fps,
+            meshes=self.meshes,
+            overwrite=self.overwrite,
+        )
+        frames = len(sequence)
+        touching = {
+            side: int(sequence.touching(side).sum())
+            for side in sorted({s for f in sequence.frames for s in f.hands})
+        }
+        summary = ", ".join(f"{side} hand touching in {n}" for side, n in touching.items())
+        print(
+            f"{self.video}: {frames} frames ({summary or 'no hand'}) in "
+            f"{sequence.timings.get('total_s', 0.0):.1f} s -> {self.out}"
+        )
+
+
 Command = (
     Annotated[Reconstruct, tyro.conf.subcommand("reconstruct")]
+    | Annotated[Track, tyro.conf.subcommand("track")]
     | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]

@@ -125,21 +125,26 @@ def test_grayscale_and_rgba_arrays_are_converted(detector, portrait):
         detector(np.zeros((8, 8, 5), np.uint8))
 
 
-def _hand(side: str, score: float) -> HandDetection:
-    return HandDetection(keypoints=np.zeros((21, 2)), depth=np.zeros(21), side=side, score=score)
+def _hand(side: str, score: float, at: float = 0.0) -> HandDetection:
+    keypoints = np.linspace([0.0, 0.0], [40.0, 60.0], 21) + at
+    return HandDetection(keypoints=keypoints, depth=np.zeros(21), side=side, score=score)
 
 
 def test_one_hand_per_side():
-    first, second = _hand("right", 0.6), _hand("right", 0.9)
+    first, second = _hand("right", 0.6), _hand("right", 0.9, at=200.0)
     kept = one_hand_per_side([first, second])
     assert kept == [first, second]
     assert (second.side, second.relabeled) == ("right", False)
     assert (first.side, first.relabeled) == ("left", True)
 
     # the true left hand keeps its label; the weaker duplicate right has nowhere to go
-    weak, strong, left = _hand("right", 0.8), _hand("right", 0.95), _hand("left", 0.7)
+    weak, strong, left = _hand("right", 0.8), _hand("right", 0.95, 200), _hand("left", 0.7, 400)
     kept = one_hand_per_side([weak, strong, left])
     assert kept == [strong, left] and not left.relabeled
+
+    # two detections of one hand (video mode): the weaker is dropped, not given the other side
+    tracked, fresh = _hand("left", 0.9), _hand("right", 0.7, at=3.0)
+    assert one_hand_per_side([tracked, fresh]) == [tracked] and not fresh.relabeled
 
     detections = Detections(image_size=(4, 4), hands=kept)
     assert detections.hand("right") is strong and detections.hand("left") is left

@@ -1,5 +1,6 @@
-"""Detection: image loading and MediaPipe face mesh, hands and person mask -> :class:`Detections`.
+"""Detection: image and video loading and MediaPipe face mesh, hands and person mask.
 
+Loading gives :class:`LoadedImage` and :class:`FrameReader`; detection gives :class:`Detections`.
 The only user of mediapipe.
 """
 
@@ -10,14 +11,19 @@ from handface.detect.mediapipe_detector import (
     HandDetection,
     MediaPipeDetector,
 )
+from handface.detect.video import DepthReader, FrameReader, VideoFrame, natural_sort_key
 
 __all__ = [
     "VIDEO_SUFFIXES",
+    "DepthReader",
     "Detections",
     "FaceDetection",
+    "FrameReader",
     "HandDetection",
     "LoadedImage",
     "MediaPipeDetector",
+    "VideoFrame",
     "exif_focal_lengths",
     "load_image",
+    "natural_sort_key",
 ]

@@ -90,6 +90,9 @@ class MediaPipeDetector:
         segment_person: also compute :attr:`Detections.person_mask`.
         max_side: images whose longer side exceeds this are detected on a downscaled copy;
             None never downscales.
+        video_mode: frames of one video, in order: MediaPipe tracks the face and hands from
+            the previous frame instead of detecting them afresh (faster, steadier). Give the
+            frames in order and use one detector per video.
 
     Example:
         >>> detector = MediaPipeDetector()
@@ -106,19 +109,22 @@ class MediaPipeDetector:
         *,
         segment_person: bool = True,
         max_side: int | None = 1280,
+        video_mode: bool = False,
     ) -> None:
         import mediapipe as mp
 
         if max_side is not None and max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
         self._face_mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
+            static_image_mode=not video_mode,
             max_num_faces=1,
             refine_landmarks=True,
             min_detection_confidence=min_confidence,
         )
         self._hands = mp.solutions.hands.Hands(
-            static_image_mode=True, max_num_hands=max_hands, min_detection_confidence=min_confidence
+            static_image_mode=not video_mode,
+            max_num_hands=max_hands,
+            min_detection_confidence=min_confidence,
         )
         # model_selection=0 is the general model (256x256 input); 1 is the landscape model
         # (144x256), tuned for video calls. Photos of hands on faces are often portrait and the
@@ -255,8 +261,27 @@ class MediaPipeDetector:
         return np.clip(mask, 0.0, 1.0)
 
 
+def same_hand(a: HandDetection, b: HandDetection, fraction: float = 0.25) -> bool:
+    """Two detections of one hand: their keypoints lie, on average, within ``fraction`` of the
+    hand's size (wrist to middle knuckle) of each other. MediaPipe's video mode can report a
+    tracked hand and a fresh detection of it side by side."""
+    size = max(
+        float(np.linalg.norm(a.keypoints[9] - a.keypoints[0])),
+        float(np.linalg.norm(b.keypoints[9] - b.keypoints[0])),
+        1.0,
+    )
+    return float(np.linalg.norm(a.keypoints - b.keypoints, axis=1).mean()) < fraction * size
+
+
 def one_hand_per_side(hands: list[HandDetection]) -> list[HandDetection]:
-    """Keep at most one hand per side (see :class:`Detections` for the rule), in input order."""
+    """Keep at most one hand per side (see :class:`Detections` for the rule), in input order;
+    a second detection of the same hand (:func:`same_hand`) is dropped first."""
+    order = sorted(range(len(hands)), key=lambda i: -hands[i].score)
+    distinct: list[int] = []
+    for index in order:
+        if not any(same_hand(hands[index], hands[k]) for k in distinct):
+            distinct.append(index)
+    hands = [hand for index, hand in enumerate(hands) if index in distinct]
     owner: dict[str, int] = {}
     for index in sorted(range(len(hands)), key=lambda i: -hands[i].score):
         owner.setdefault(hands[index].side, index)

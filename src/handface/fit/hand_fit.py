@@ -136,6 +136,44 @@ def fit_articulation(
     return articulation.detach().float(), fit.rotation, fit.scale
 
 
+def place_hand(
+    canonical_keypoints: Float[Tensor, "21 3"],
+    rotation: Float[Tensor, "3 3"],
+    lifted: Float[Tensor, "21 3"],
+    keypoints2d: Float[np.ndarray, "21 2"],
+    K: Float[Tensor, "3 3"],
+) -> tuple[Float[Tensor, "3 3"], Float[Tensor, "3"]]:
+    """Stage 2 (module docstring): the rigid pose of an articulated hand in the camera frame.
+
+    Args:
+        canonical_keypoints: the articulated hand's keypoints in its own frame (metres).
+        rotation: its rotation from the articulation fit (:func:`fit_articulation`).
+        lifted: :func:`lifted_keypoints` of the detection.
+    """
+    K64 = torch.as_tensor(K, dtype=torch.float64)
+    canonical_keypoints = canonical_keypoints.double()
+    rotation = rotation.double()
+    # The lifted shape is the hand times f / mean Z, so its image-plane scale gives the depth.
+    # (The similarity scale would be biased by MediaPipe's compressed relative depths.)
+    rotated = (canonical_keypoints @ rotation.T)[:, :2]
+    rotated = rotated - rotated.mean(0)
+    observed = lifted[:, :2] - lifted[:, :2].mean(0)
+    scale = (rotated * observed).sum() / rotated.pow(2).sum().clamp_min(1e-12)
+    depth = float(K64[0, 0]) / float(scale)
+    centre_px = lifted[:, :2].mean(0) - scale * (canonical_keypoints @ rotation.T)[:, :2].mean(0)
+    transl = torch.cat([centre_px / scale, torch.tensor([depth], dtype=torch.float64)])
+    rvec = roma.rotmat_to_rotvec(rotation).numpy().reshape(3, 1)
+    tvec = transl.numpy().reshape(3, 1)
+    points = np.ascontiguousarray(canonical_keypoints.numpy())
+    image_points = np.ascontiguousarray(keypoints2d, dtype=np.float64)
+    rvec, tvec = cv2.solvePnPRefineLM(points, image_points, K64.numpy(), None, rvec, tvec)
+    if tvec[2, 0] > 0.05:
+        rotation = roma.rotvec_to_rotmat(torch.as_tensor(rvec.reshape(3)))
+        transl = torch.as_tensor(tvec.reshape(3))
+    # else: a degenerate PnP (behind the camera) -- keep the similarity fit
+    return rotation, transl
+
+
 def fit_hand(
     model: HandModel,
     keypoints2d: Float[np.ndarray, "21 2"],
@@ -155,27 +193,10 @@ def fit_hand(
     K64 = torch.as_tensor(K, dtype=torch.float64)
     rig = model.keypoint_rig()
     target = lifted_keypoints(keypoints2d, keypoint_depth, K64)
-    articulation, rotation, scale = fit_articulation(rig, target, config, model.num_articulation)
+    articulation, rotation, _ = fit_articulation(rig, target, config, model.num_articulation)
     with torch.no_grad():
         canonical_keypoints = rig(articulation).double()[0]
-    # The lifted shape is the hand times f / mean Z, so its image-plane scale gives the depth.
-    # (The similarity scale would be biased by MediaPipe's compressed relative depths.)
-    rotated = (canonical_keypoints @ rotation.T)[:, :2]
-    rotated = rotated - rotated.mean(0)
-    observed = target[:, :2] - target[:, :2].mean(0)
-    scale = (rotated * observed).sum() / rotated.pow(2).sum().clamp_min(1e-12)
-    depth = float(K64[0, 0]) / float(scale)
-    centre_px = target[:, :2].mean(0) - scale * (canonical_keypoints @ rotation.T)[:, :2].mean(0)
-    transl = torch.cat([centre_px / scale, torch.tensor([depth], dtype=torch.float64)])
-    rvec = roma.rotmat_to_rotvec(rotation).numpy().reshape(3, 1)
-    tvec = transl.numpy().reshape(3, 1)
-    points = np.ascontiguousarray(canonical_keypoints.numpy())
-    image_points = np.ascontiguousarray(keypoints2d, dtype=np.float64)
-    rvec, tvec = cv2.solvePnPRefineLM(points, image_points, K64.numpy(), None, rvec, tvec)
-    if tvec[2, 0] > 0.05:
-        rotation = roma.rotvec_to_rotmat(torch.as_tensor(rvec.reshape(3)))
-        transl = torch.as_tensor(tvec.reshape(3))
-    # else: a degenerate PnP (behind the camera) -- keep the similarity fit
+    rotation, transl = place_hand(canonical_keypoints, rotation, target, keypoints2d, K64)
     rotation, transl = rotation.float(), transl.float()
     params = HandParams(
         global_orient=roma.rotmat_to_rotvec(rotation)[None],

@@ -68,7 +68,7 @@ class ReconstructConfig:
 
 
 @dataclass
-class _HandInput:
+class HandInput:
     """A hand to fit: from the detector, or (``detection`` None) from the guide only."""
 
     side: str
@@ -206,12 +206,12 @@ class Reconstructor:
             guidance = self.guide(rgb, detections, camera.K)
             timings["guide_s"] = guidance.seconds
         # the hands to fit: the detected ones, then those only the guide sees
-        hands_in = [_HandInput(h.side, h.keypoints, h.depth, h) for h in detections.hands]
+        hands_in = [HandInput(h.side, h.keypoints, h.depth, h) for h in detections.hands]
         if guidance is not None:
             for side, guide in sorted(guidance.hands.items()):
                 if all(h.side != side for h in hands_in):
                     hands_in.append(
-                        _HandInput(
+                        HandInput(
                             side, guide.keypoints2d, guide.keypoint_depth, None, guide.presence
                         )
                     )
@@ -282,7 +282,7 @@ class Reconstructor:
         timings["interaction_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        capture = self._assemble(
+        capture = self.assemble(
             head_fit, hand_fits, hands_in, detections, camera, (width, height), warnings
         )
         timings["deform_s"] = time.perf_counter() - tick
@@ -308,16 +308,21 @@ class Reconstructor:
             default_focal_35mm=self.config.default_focal_35mm,
         )
 
-    def _assemble(
+    def assemble(
         self,
         head_fit: HeadFit | None,
         hand_fits: list[HandFit],
-        hands_in: list[_HandInput],
+        hands_in: list[HandInput],
         detections,
         camera: CameraEstimate,
         image_size: tuple[int, int],
         warnings: list[str],
+        *,
+        initial_deformation: Float[Tensor, "V 3"] | None = None,
     ) -> Capture:
+        """The capture of fitted meshes: the soft-tissue deformation (started from
+        ``initial_deformation``, camera frame, when given: the previous video frame's), hands
+        still too deep backed out, contact, touched areas and penetration figures."""
         K = camera.K
         penetration: dict[str, float] = {}
         face_out = None
@@ -327,7 +332,7 @@ class Reconstructor:
             undeformed = head_fit.vertices
             D_cam = torch.zeros_like(undeformed)
             if self.config.mode == "full" and hand_fits:
-                D_cam, before = self._deform(undeformed, hand_fits)
+                D_cam, before = self._deform(undeformed, hand_fits, initial_deformation)
                 backed = [
                     self._back_out(fit, undeformed + D_cam, self.config.max_penetration)
                     for fit in hand_fits
@@ -439,7 +444,9 @@ class Reconstructor:
             fit = fit.moved(fit.rotation, fit.params.transl[0] + step.float())
         return fit, sdf
 
-    def _deform(self, head_vertices: Tensor, hand_fits: list[HandFit]) -> tuple[Tensor, float]:
+    def _deform(
+        self, head_vertices: Tensor, hand_fits: list[HandFit], initial: Tensor | None = None
+    ) -> tuple[Tensor, float]:
         """Physics deformation of the head by the fitted hands; also the deepest penetration."""
         from handface.physics import Collider, deform
 
@@ -459,6 +466,7 @@ class Reconstructor:
             self.regions.stiffness,
             colliders,
             contact_mask=self.regions.outer_surface,
+            initial=None if initial is None else initial.double(),
         )
         return result.displacement.to(head_vertices.dtype), before
 

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -105,21 +106,43 @@ def _hand_colors(contact: np.ndarray) -> torch.Tensor:
     return torch.tensor(HAND_TINT) * (1.0 - c[:, None]) + red * c[:, None]
 
 
-def _draw_meshes(photo: np.ndarray, capture: Capture, K: np.ndarray) -> np.ndarray:
-    meshes, albedo, opacity = [], [], []
+def mesh_layers(capture: Capture) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]]:
+    """The meshes the overlay draws: ``(vertices, faces, albedo, opacity)`` per mesh.
+
+    The deformed face first (albedo: the ``"contact"`` colour map of its contact probability),
+    then each hand by side name (the blue tint turning red where it touches); vertices in the
+    camera frame (float32), faces int64, albedo ``(V, 3)`` in ``[0, 1]``.
+    """
+    layers = []
     if capture.face is not None:
         face = capture.face
-        meshes.append((torch.as_tensor(face.vertices_deformed), torch.as_tensor(face.faces)))
-        albedo.append(colormap(torch.as_tensor(np.asarray(face.contact, np.float32)), "contact"))
-        opacity.append(FACE_OPACITY)
+        contact = torch.as_tensor(np.asarray(face.contact, np.float32))
+        layers.append(
+            (
+                torch.as_tensor(face.vertices_deformed).float(),
+                torch.as_tensor(face.faces).long(),
+                colormap(contact, "contact").float(),
+                FACE_OPACITY,
+            )
+        )
     for side in sorted(capture.hands):
         hand = capture.hands[side]
-        meshes.append((torch.as_tensor(hand.vertices), torch.as_tensor(hand.faces)))
-        albedo.append(_hand_colors(hand.contact))
-        opacity.append(HAND_OPACITY)
-    if not meshes:
+        layers.append(
+            (
+                torch.as_tensor(hand.vertices).float(),
+                torch.as_tensor(hand.faces).long(),
+                _hand_colors(hand.contact).float(),
+                HAND_OPACITY,
+            )
+        )
+    return layers
+
+
+def _draw_meshes(photo: np.ndarray, capture: Capture, K: np.ndarray) -> np.ndarray:
+    layers = mesh_layers(capture)
+    if not layers:
         return photo.copy()
-    vertices, faces, object_id = join_meshes([(v.float(), f.long()) for v, f in meshes])
+    vertices, faces, object_id = join_meshes([(v, f) for v, f, _, _ in layers])
     height, width = photo.shape[:2]
     K_t = torch.as_tensor(K, dtype=torch.float32)
     with torch.no_grad():
@@ -129,12 +152,12 @@ def _draw_meshes(photo: np.ndarray, capture: Capture, K: np.ndarray) -> np.ndarr
             vertices,
             faces,
             K_t,
-            vertex_colors=torch.cat(albedo).float(),
+            vertex_colors=torch.cat([albedo for _, _, albedo, _ in layers]),
             light=_LIGHT,
             background=0.0,
         )
     # One opacity per object: the face lets the photo through, the hands less so.
-    per_object = torch.tensor([0.0, *opacity])  # index 0: background (object_id -1)
+    per_object = torch.tensor([0.0, *(opacity for *_, opacity in layers)])  # 0: background
     alpha = per_object[fragments.object_id + 1] * out.alpha
     return composite(photo, out.rgb, alpha)
 
@@ -157,26 +180,53 @@ def _draw_dots(image: np.ndarray, capture: Capture, sx: float, sy: float, radius
         dots(np.asarray(capture.hands[side].detected_keypoints2d), color)
 
 
-def _draw_caption(image: np.ndarray, text: str) -> None:
-    """White text on a darkened band at the top left, sized to the picture (any photo behind)."""
+def draw_caption(
+    image: UInt8[np.ndarray, "H W 3"],
+    lines: str | Sequence[str],
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> None:
+    """Draw text lines at the top left of ``image`` (in place), each on a darkened band.
+
+    The font is sized to the picture (and shrunk so the longest line fits its width); text is
+    white unless ``colors`` gives one RGB colour per line. Darkening (not hiding) the picture
+    behind the text keeps it readable on bright and busy photos.
+    """
+    lines = [lines] if isinstance(lines, str) else list(lines)
+    if not lines:
+        return
+    colors = list(colors) if colors is not None else [(255, 255, 255)] * len(lines)
+    if len(colors) != len(lines):
+        raise ValueError(f"{len(lines)} caption lines but {len(colors)} colours")
     height, width = image.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
     scale = max(0.35, min(height, width) / 700.0)
     margin = max(3, int(round(8 * scale)))
-    (text_width, _), _ = cv2.getTextSize(text, font, scale, 1)
+    text_width = max(cv2.getTextSize(line, font, scale, 1)[0][0] for line in lines)
     if text_width > width - 2 * margin:  # shrink a long line to fit the width
         scale = max(0.25, scale * (width - 2 * margin) / text_width)
     thickness = max(1, int(round(1.6 * scale)))
-    (text_width, text_height), baseline = cv2.getTextSize(text, font, scale, thickness)
-    # Darken (not hide) the photo behind the text so that it reads on bright and busy photos.
-    box = image[: text_height + baseline + 2 * margin, : text_width + 2 * margin]
-    box[:] = (box.astype(np.float32) * 0.4).astype(np.uint8)
-    origin = (margin, margin + text_height)
-    cv2.putText(image, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    top = 0
+    for line, color in zip(lines, colors, strict=True):
+        (text_width, text_height), baseline = cv2.getTextSize(line, font, scale, thickness)
+        pad_top = margin if top == 0 else 0  # lines below the first sit closer together
+        bottom = top + pad_top + text_height + baseline + margin
+        box = image[top:bottom, : text_width + 2 * margin]
+        box[:] = (box.astype(np.float32) * 0.4).astype(np.uint8)
+        origin = (margin, top + pad_top + text_height)
+        cv2.putText(image, line, origin, font, scale, tuple(color), thickness, cv2.LINE_AA)
+        top = bottom
 
 
-def capture_overlay(capture: Capture, *, max_side: int = MAX_SIDE) -> UInt8[np.ndarray, "H W 3"]:
+def capture_overlay(
+    capture: Capture,
+    *,
+    max_side: int = MAX_SIDE,
+    caption: str | Sequence[str] | None = None,
+) -> UInt8[np.ndarray, "H W 3"]:
     """The photo with the capture's meshes, detections and a caption drawn over it (RGB).
+
+    ``caption``: the text lines drawn at the top left; ``None`` (default) draws
+    :func:`overlay_caption`, an empty sequence draws none.
 
     The result is the photo's size, or smaller with its long side ``max_side`` when the photo
     is larger (aspect ratio kept). Where nothing is drawn, the pixels are the photo's own
@@ -202,5 +252,5 @@ def capture_overlay(capture: Capture, *, max_side: int = MAX_SIDE) -> UInt8[np.n
     image = np.ascontiguousarray(image)
     radius = max(1, int(round(max(out_width, out_height) / 400)))
     _draw_dots(image, capture, sx, sy, radius)
-    _draw_caption(image, overlay_caption(capture))
+    draw_caption(image, overlay_caption(capture) if caption is None else caption)
     return image

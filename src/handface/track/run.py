@@ -1,0 +1,109 @@
+"""``handface track VIDEO --out DIR`` and ``handface.track(video)``: read, track, save.
+
+Example:
+    >>> sequence = handface.track("clip.mp4", out="clip_track")      # doctest: +SKIP
+    >>> sequence.touching("right").mean()                              # doctest: +SKIP
+    0.35
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from handface.detect.video import DepthReader, FrameReader
+from handface.errors import InputError
+from handface.sequence import Sequence
+from handface.track.tracker import TrackConfig, Tracker
+
+
+def track_video(
+    video: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    stride: int = 1,
+    depth: str | os.PathLike | None = None,
+    depth_scale: float = 0.001,
+    method: Literal["fit", "hybrid"] = "fit",
+    checkpoint: str | os.PathLike | None = None,
+    focal: float | None = None,
+    fps: float | None = None,
+    meshes: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    config: TrackConfig | None = None,
+    tracker: Tracker | None = None,
+) -> Sequence:
+    """Track a video file (or a folder of frames) and, with ``out``, write its Sequence folder
+    (:mod:`handface.io.sequence_folder`); nothing is written when anything fails.
+
+    Args:
+        start, end, stride: the frames to track (``end`` exclusive; every ``stride``-th).
+        depth: a folder of per-frame depth maps (RGB-D video; ``.npy`` metres or 16-bit PNG in
+            units of ``depth_scale`` metres), the i-th file for video frame i.
+        method: ``fit`` (the fit's own contact gate) or ``hybrid`` (DICE's touch verdicts and
+            contact probabilities guide each frame; ``checkpoint`` or the shipped network).
+        fps: frame rate of a folder of frames (videos carry their own).
+        meshes: also write every frame's meshes as PLY files.
+    """
+    if method not in ("fit", "hybrid"):
+        raise InputError(f"--method {method}: tracking supports fit and hybrid")
+    reader = FrameReader(video, start=start, end=end, stride=stride, fps=fps)
+    depth_reader = None
+    if depth is not None:
+        depth_reader = DepthReader(depth, scale=depth_scale, size=reader.size)
+    if out is not None and Path(out).exists() and not overwrite:
+        from handface.errors import OutputExistsError
+
+        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if tracker is None:
+        config = config or TrackConfig(focal=focal)
+        guide = None
+        if method == "hybrid":
+            from handface.dice.predictor import DicePredictor
+            from handface.hybrid import dice_guide
+
+            guide = dice_guide(DicePredictor(checkpoint, focal=focal))
+        tracker = Tracker(config, guide=guide)
+    kwargs = dict(
+        fps=reader.fps,
+        total=len(reader.indices) if reader.indices is not None else None,
+        depth=None if depth_reader is None else depth_reader.depth,
+        progress=progress,
+        source=str(video),
+    )
+    try:
+        if out is None:
+            sequence = tracker.run(reader, **kwargs)
+            sequence.warnings[:0] = list(reader.notes)
+            return sequence
+        return _track_to_folder(tracker, reader, Path(out), overwrite, meshes, kwargs)
+    finally:
+        reader.close()
+
+
+def _track_to_folder(tracker, reader, out: Path, overwrite, meshes, kwargs) -> Sequence:
+    from handface.io.files import atomic_output_dir
+    from handface.io.sequence_folder import (
+        MESH_FOLDER,
+        OVERLAY_VIDEO,
+        frame_meshes,
+        write_sequence_files,
+    )
+    from handface.viz.sequence_overlay import OverlayVideoWriter, sequence_overlay_frame
+
+    with atomic_output_dir(out, overwrite=overwrite) as staging:
+        with OverlayVideoWriter(staging / OVERLAY_VIDEO, reader.fps) as writer:
+
+            def sink(frame, capture, status) -> None:
+                writer.write(sequence_overlay_frame(capture, status))
+                if meshes:
+                    frame_meshes(staging / MESH_FOLDER, frame.index, capture)
+
+            sequence = tracker.run(reader, sink=sink, **kwargs)
+        sequence.warnings[:0] = list(reader.notes)
+        write_sequence_files(sequence, staging)
+    return sequence
