@@ -521,3 +521,188 @@ def bench_photos(data: Path | None = None, checkpoint: Path | None = None) -> di
 
 
 BENCHMARKS["photos"] = bench_photos
+
+
+def _sequence_vertices(folder: Path, keys: list[str], name: str):
+    """(T, N, 3) of array ``name`` from the saved captures ``folder/<key>/params.npz`` (NaN
+    where a frame has no capture or no such part)."""
+    import numpy as np
+
+    rows, size = [], None
+    for key in keys:
+        path = folder / key / "params.npz"
+        value = None
+        if path.is_file():
+            with np.load(path) as data:
+                value = data[name] if name in data.files else None
+        rows.append(value)
+        size = size if value is None else value.shape
+    if size is None:
+        return np.full((len(keys), 0, 3), np.nan)
+    return np.stack([np.full(size, np.nan) if r is None else r for r in rows])
+
+
+def _temporal_figures(folder: Path, data, keys: list[str]) -> dict[str, float]:
+    """accel_err_mm (face and each true hand, pooled per part), and the touching verdicts."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from handface.eval.temporal import acceleration_error, contact_flips_per_100
+
+    samples = [data[data.index_of(key)] for key in keys]
+
+    def error(name: str, gt: np.ndarray) -> float:
+        pred = _sequence_vertices(folder, keys, name)
+        if not pred.shape[1]:
+            return float("nan")
+        valid = torch.as_tensor(np.isfinite(pred).all(axis=(1, 2)))
+        return acceleration_error(torch.as_tensor(np.nan_to_num(pred)), torch.as_tensor(gt), valid)
+
+    errors = [
+        error(
+            "face_vertices_deformed", np.stack([s.face_vertices_deformed.numpy() for s in samples])
+        )
+    ]
+    flips_pred, flips_gt = [], []
+    for side in sorted(samples[0].hands):
+        errors.append(
+            error(
+                f"hand_{side}_vertices", np.stack([s.hands[side].vertices.numpy() for s in samples])
+            )
+        )
+        truth = np.array([bool(s.hands[side].contact.max() > 0.5) for s in samples])
+        said = []
+        for key in keys:
+            path = folder / key / "result.json"
+            hands = json.loads(path.read_text())["hands"] if path.is_file() else {}
+            said.append(bool(hands.get(side, {}).get("touching", False)))
+        flips_pred.append(contact_flips_per_100(np.array(said)))
+        flips_gt.append(contact_flips_per_100(truth))
+    finite = [e for e in errors if np.isfinite(e)]
+    return {
+        "accel_err_mm": 1000.0 * float(np.mean(finite)) if finite else float("nan"),
+        "contact_flips_per_100": float(np.mean(flips_pred)) if flips_pred else float("nan"),
+        "gt_contact_flips_per_100": float(np.mean(flips_gt)) if flips_gt else float("nan"),
+    }
+
+
+def bench_track(
+    num: int = 20,
+    seed: int = 909,
+    data: Path | None = None,
+    out: Path | None = None,
+    frames: int = 60,
+) -> dict[str, float]:
+    """Per-frame ``reconstruct`` against ``track`` on the same fresh synthetic sequences.
+
+    Renders ``num`` approach -> press -> hold -> release sequences of ``frames`` frames (384 px,
+    ``seed`` never used for training or tuning), or scores the sequence dataset ``data``; each
+    frame is captured by the fit on its own, and each sequence by the tracker (known
+    intrinsics, as Decaf's evaluation). Per method (``frame_*``, ``track_*``): every figure of
+    ``bench fit`` (scored by ``handface eval``), ``accel_err_mm`` (face and hand vertices),
+    ``contact_flips_per_100`` (with the ground truth's own as ``gt_contact_flips_per_100``),
+    ``s_per_frame`` (capture time, saving excluded), ``fps`` and ``s_over_detect`` (that over
+    MediaPipe's time per frame in the same run).
+    """
+    import tempfile
+    import time
+
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from handface.data.synth import SynthDataset, read_meta
+    from handface.detect.mediapipe_detector import MediaPipeDetector
+    from handface.errors import HandfaceError
+    from handface.eval.folders import evaluate_folders
+    from handface.fit.evaluation import REPORTED_KEYS
+    from handface.fit.single_image import Reconstructor
+    from handface.io.capture_folder import save_capture
+    from handface.synth.generate import generate
+    from handface.track.tracker import TrackConfig, Tracker
+
+    rendered = data is None
+    figures: dict[str, float] = {"seed": seed, "num": num, "frames": frames} if rendered else {}
+    with tempfile.TemporaryDirectory(prefix="handface-bench-track-") as tmp:
+        if rendered:
+            data = generate(Path(tmp) / "data", num=num, seed=seed, frames=frames, size=384,
+                            workers=2)  # fmt: skip
+        data = Path(data)
+        dataset = SynthDataset(data)
+        sequences: dict[int, list[str]] = {}
+        for item in read_meta(data)["items"]:
+            sequences.setdefault(int(item["sequence"]), []).append(item["key"])
+        root = Path(out) if out is not None else Path(tmp) / "pred"
+        timing = {"frame": [0.0, 0.0, 0], "track": [0.0, 0.0, 0]}  # seconds, detect s, frames
+        reconstructor = Reconstructor()
+
+        def tracker_detector() -> MediaPipeDetector:  # one per sequence: video mode tracks
+            return MediaPipeDetector(video_mode=True)
+
+        temporal: dict[str, list[dict[str, float]]] = {"frame": [], "track": []}
+        for keys in tqdm(list(sequences.values()), desc="bench track", unit="sequence"):
+            keys = sorted(keys)
+            K = torch.as_tensor(dataset[dataset.index_of(keys[0])].K, dtype=torch.float64)
+            # per frame: the single-image fit
+            for key in keys:
+                start = time.perf_counter()
+                try:
+                    capture = reconstructor(data / "images" / f"{key}.png", K=K)
+                except HandfaceError:
+                    continue
+                timing["frame"][0] += time.perf_counter() - start
+                timing["frame"][1] += capture.timings.get("detect_s", 0.0)
+                timing["frame"][2] += 1
+                if capture.face is not None:
+                    save_capture(capture, root / "frame" / key, overwrite=True)
+            # the tracker, over the sequence
+            saving = [0.0]
+            by_index = {int(key.split("_")[1]): key for key in keys}
+
+            def sink(frame, capture, status, saving=saving, by_index=by_index) -> None:
+                tick = time.perf_counter()
+                if capture.face is not None:
+                    save_capture(capture, root / "track" / by_index[frame.index], overwrite=True)
+                saving[0] += time.perf_counter() - tick
+
+            paths = [data / "images" / f"{key}.png" for key in keys]
+            start = time.perf_counter()
+            try:
+                sequence = Tracker(TrackConfig(), detector=tracker_detector()).run(
+                    _frames_of(paths, 30.0), fps=30.0, K=K, sink=sink, progress=False
+                )
+            except HandfaceError:
+                continue
+            timing["track"][0] += time.perf_counter() - start - saving[0]
+            timing["track"][1] += sequence.timings["detect_s_per_frame"] * len(sequence)
+            timing["track"][2] += len(sequence)
+            for method in ("frame", "track"):
+                temporal[method].append(_temporal_figures(root / method, dataset, keys))
+        for method in ("frame", "track"):
+            scores = evaluate_folders(root / method, data, allow_missing=True).figures
+            for key in REPORTED_KEYS:
+                figures[f"{method}_{key}"] = float(scores[key])
+            figures[f"{method}_num_scored"] = float(scores["num_frames"])
+            for key in ("accel_err_mm", "contact_flips_per_100", "gt_contact_flips_per_100"):
+                values = [t[key] for t in temporal[method] if np.isfinite(t[key])]
+                figures[f"{method}_{key}"] = round(float(np.mean(values)), 3) if values else None
+            seconds, detect, count = timing[method]
+            per_frame = seconds / max(count, 1)
+            figures[f"{method}_s_per_frame"] = round(per_frame, 4)
+            figures[f"{method}_fps"] = round(1.0 / per_frame, 3) if per_frame > 0 else None
+            figures[f"{method}_s_over_detect"] = round(seconds / max(detect, 1e-9), 3)
+    return figures
+
+
+def _frames_of(paths: list[Path], fps: float):
+    """The frames of one sequence of a dataset: its images, in order."""
+    from handface.detect.images import load_image
+    from handface.detect.video import VideoFrame
+
+    for index, path in enumerate(paths):
+        yield VideoFrame(index=index, time_s=index / fps, rgb=load_image(path).rgb)
+
+
+BENCHMARKS["track"] = bench_track

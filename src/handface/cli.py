@@ -29,24 +29,30 @@ class Bench:
     synth (synthetic data speed, physics time, MediaPipe detection rates on contact samples),
     fit (single-image capture through the real detector on synthetic images, separate vs full),
     dice (DICE network size, speed against MediaPipe, training samples/s), methods (fit, dice
-    and hybrid on the same fresh synthetic images through the real detector).
+    and hybrid on the same fresh synthetic images through the real detector), track (per-frame
+    reconstruct against track on fresh synthetic sequences: per-frame metrics, accel_err_mm,
+    contact flips, speed).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render, landmarks, synth, fit, dice or methods."""
+    """Which benchmark to run: geometry, render, landmarks, synth, fit, dice, methods, photos
+    or track."""
     json: bool = False
     """Print one JSON object instead of a table."""
     num: int | None = None
-    """fit, methods: number of synthetic samples to render (default 200, 300)."""
+    """fit, methods, track: number of synthetic samples (sequences) to render (default 200,
+    300, 20)."""
     seed: int | None = None
-    """fit, methods: seed of the synthetic samples (default 404, 777: never used for training
-    or tuning)."""
+    """fit, methods, track: seed of the synthetic data (default 404, 777, 909: never used for
+    training or tuning)."""
     data: Path | None = None
-    """fit, methods: score an existing synthetic dataset instead of rendering one."""
+    """fit, methods, track: score an existing synthetic dataset instead of rendering one."""
     out: Path | None = None
-    """fit, methods: keep the Capture folders here (default: a temporary folder)."""
+    """fit, methods, track: keep the Capture folders here (default: a temporary folder)."""
     checkpoint: Path | None = None
     """methods, photos: DICE weights (default: the network shipped with handface)."""
+    frames: int | None = None
+    """track: frames per synthetic sequence (default 60)."""
 
     def main(self) -> None:
         from handface import bench
@@ -59,6 +65,7 @@ class Bench:
                 ("data", self.data),
                 ("out", self.out),
                 ("checkpoint", self.checkpoint),
+                ("frames", self.frames),
             )
             if value is not None
         }
