@@ -60,6 +60,7 @@ def dice_guide(predictor: DicePredictor):
                 offset_from_face=(hand.keypoints[0].mean(0) - face_centre).double(),
                 contact=contact,
                 touching=bool(in_contact(hand.touch[0])),
+                touch_probability=float(hand.touch[0]),
                 presence=presence,
                 keypoints2d=project_points(keypoints.double(), torch.as_tensor(K).double())
                 .float()

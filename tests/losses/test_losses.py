@@ -70,7 +70,7 @@ def test_doctests_of_loss_modules(name):
 def test_package_exports_every_term():
     for name in losses_package.__all__:
         assert callable(getattr(losses_package, name)), name
-    assert len(losses_package.__all__) == 22
+    assert len(losses_package.__all__) == 23
 
 
 # --- robust kernels -----------------------------------------------------------------------------
@@ -723,3 +723,15 @@ def test_gan_losses_gradcheck():
     real, fake = t([2.0, -1.0], requires_grad=True), t([0.5, 3.0], requires_grad=True)
     assert torch.autograd.gradcheck(discriminator_loss, (real, fake))
     assert torch.autograd.gradcheck(generator_loss, (fake,))
+
+
+def test_clearance_hinge_counts_only_the_nearest_points():
+    from handface.losses import clearance_hinge, collision_hinge
+
+    signed = torch.tensor([0.002, 0.05, 0.08, 0.09])
+    # the one point 2 mm from the skin is 5 mm short of a 7 mm clearance: ((5 mm) / 5 mm)^2
+    assert float(clearance_hinge(signed, clearance=0.007, k=1)) == pytest.approx(1.0)
+    assert float(clearance_hinge(signed, clearance=0.007, k=2)) == pytest.approx(0.5)
+    # the same rule over the whole hand dilutes it by the points far away
+    assert float(collision_hinge(signed, -0.007)) == pytest.approx(0.25)
+    assert float(clearance_hinge(signed + 0.01, clearance=0.007, k=2)) == 0.0

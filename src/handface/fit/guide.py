@@ -37,6 +37,8 @@ class HandGuide:
     """The guide's hand keypoints in the image (used for hands the detector missed)."""
     keypoint_depth: Float[np.ndarray, " 21"]
     """Their depths relative to the wrist in pixel units, as MediaPipe reports them."""
+    touch_probability: float | None = None
+    """The probability behind ``touching`` (a video tracker weighs it over frames)."""
 
 
 @dataclass

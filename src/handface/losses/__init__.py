@@ -21,6 +21,7 @@ multiply by the weights of their own config, whose defaults are the published on
 from handface.losses.adversarial import discriminator_loss, generator_loss
 from handface.losses.contact import (
     avatar_contact_loss,
+    clearance_hinge,
     collision_hinge,
     contact_bce,
     contact_pull,
@@ -47,6 +48,7 @@ __all__ = [
     "acceleration_penalty",
     "avatar_contact_loss",
     "cauchy",
+    "clearance_hinge",
     "collision_hinge",
     "contact_bce",
     "contact_pull",

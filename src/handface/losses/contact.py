@@ -51,6 +51,21 @@ def collision_hinge(
     return (torch.relu(-signed - allowance) / scale).pow(2).mean()
 
 
+def clearance_hinge(
+    signed: Float[Tensor, " N"], clearance: float, k: int, scale: float = 0.005
+) -> Float[Tensor, ""]:
+    """Keep a hand judged not touching ``clearance`` metres off the skin: the hinge of
+    :func:`collision_hinge` on the ``k`` hand points nearest the skin (their mean, so a few
+    points on the skin are not diluted by the rest of the hand).
+
+    Example:
+        >>> clearance_hinge(torch.tensor([0.002, 0.05, 0.08]), clearance=0.007, k=1)
+        tensor(1.)
+    """
+    nearest = torch.topk(signed, min(k, signed.numel()), largest=False).values
+    return collision_hinge(nearest, -clearance, scale)
+
+
 def touch_chamfer(
     face_points: Float[Tensor, "B Nf 3"],
     hand_points: Float[Tensor, "B Nh 3"],

@@ -34,6 +34,7 @@ from handface.geometry.camera import project_points
 from handface.geometry.contact import CONTACT_DISTANCE
 from handface.losses import (
     cauchy,
+    clearance_hinge,
     collision_hinge,
     contact_pull,
     depth_behind_hinge,
@@ -48,7 +49,7 @@ class InteractionTrackConfig:
     """Settings of :func:`track_interaction` (the per-frame terms are ``interaction``'s)."""
 
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
-    centre_accel_mm: float = 1.0
+    centre_accel_mm: float = 3.0
     """Scale of the acceleration of the hand's centre (mm per frame squared)."""
     rotation_accel_deg: float = 1.0
     """Scale of the acceleration of the hand's rotation (degrees per frame squared)."""
@@ -238,8 +239,8 @@ def track_interaction(
                             candidates, ic.contact_vertices, press
                         )
                     else:
-                        per_frame = per_frame + ic.collision_weight * collision_hinge(
-                            signed, -clearance
+                        per_frame = per_frame + ic.collision_weight * clearance_hinge(
+                            signed, clearance, ic.contact_vertices
                         )
                 loss = loss + per_frame / max(1, len(idx))
             if loss.requires_grad:
@@ -264,7 +265,10 @@ def track_interaction(
                     )
                 guide = state.guide(t_index)
                 if guide is not None:
-                    scores[t_index] = float(getattr(guide, "touch_probability", guide.touching))
+                    probability = guide.touch_probability
+                    scores[t_index] = float(
+                        guide.touching if probability is None else probability
+                    )
                 else:
                     scores[t_index] = gate_score(
                         gaps[t_index], float(hands[h].gap_px[t_index]), float(t[t_index, 2]),
