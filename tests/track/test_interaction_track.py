@@ -64,20 +64,22 @@ def _frames(scene: Scene, offsets: list[float], probabilities: list[float] | Non
     return head, frames
 
 
-def _closest(scene: Scene, frames: HandFrames, result, t: int) -> float:
+def _closest(scene: Scene, frames: HandFrames, result, head_transl, t: int) -> float:
+    """The hand's closest signed distance to the head where stage III left both."""
     vertices = frames.canonical_vertices[t] @ result.rotation[t].T + result.transl[t]
-    return float(scene.sdf(vertices).min())
+    shift = head_transl[t] - scene.head.params.transl[0].double()
+    return float(scene.sdf(vertices, scene.head.vertices.double() + shift).min())
 
 
 def test_guided_verdicts_ignore_a_one_frame_flicker_and_the_meshes_follow(scene):
     offsets = [-0.02] * 6  # the hand hovers 2 cm in front of the cheek in every frame
     probabilities = [0.1, 0.6, 0.1, 0.9, 0.9, 0.9]  # frame 1: a weak one-frame "touch"
     head, frames = _frames(scene, offsets, probabilities)
-    (result,) = track_interaction(head, [frames], K)
+    (result,), head_transl = track_interaction(head, [frames], K)
     assert result.touching.tolist() == [False, False, False, True, True, True]
     assert result.scores.tolist() == pytest.approx(probabilities)
     for t in range(6):
-        closest = _closest(scene, frames, result, t)
+        closest = _closest(scene, frames, result, head_transl, t)
         if result.touching[t]:
             assert closest <= CONTACT_DISTANCE  # pulled onto the skin
         else:
@@ -88,10 +90,10 @@ def test_smoothness_keeps_a_jittering_hand_steadier(scene):
     rng = np.random.default_rng(0)
     offsets = list(-0.03 + rng.normal(0.0, 0.004, 8))  # 4 mm of depth jitter, far from touching
     head, frames = _frames(scene, offsets, [0.0] * 8)
-    (smooth,) = track_interaction(head, [frames], K)
+    (smooth,), _ = track_interaction(head, [frames], K)
     from handface.track.interaction_track import InteractionTrackConfig
 
-    (free,) = track_interaction(head, [frames], K,
+    (free,), _ = track_interaction(head, [frames], K,
                                 config=InteractionTrackConfig(smoothness_weight=0.0))  # fmt: skip
 
     def accel(result) -> float:

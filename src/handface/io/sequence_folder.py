@@ -119,7 +119,7 @@ def sequence_arrays(sequence: Sequence) -> dict[str, np.ndarray]:
         )
         out[f"{prefix}_touching"] = np.array([h is not None and h.touching for h in hands], bool)
         out[f"{prefix}_min_distance_mm"] = np.array(
-            [np.nan if h is None else h.min_distance_mm for h in hands], np.float32
+            [np.nan if h is None else h.min_distance_mm for h in hands], np.float64
         )
         for name, value in template.params.items():
             stack = np.zeros((count, *np.shape(value)), np.float32)

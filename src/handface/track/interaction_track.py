@@ -12,7 +12,10 @@ sideways shift), refined by Adam over all frames of the window at once with
 - **smoothness**: the acceleration of the hand's centre (``centre_accel_mm``) and of its
   rotation (``rotation_accel_deg``), over the frames where the hand is seen.
 
-The head stays where stage I put it (its 478 landmarks pin it far better than the hands can).
+The head keeps stage I's pose except its depth: as in the single-image refinement it may slide
+along its viewing ray (its 478 landmarks pin it in the image), within its size prior's
+uncertainty and smoothly over time, so a hand that must be in front of the face is not pushed
+off its keypoints instead.
 The touching verdict per frame comes from the same gate as a single image (the hand's pixels
 reach the head silhouette and its closest surface is within the depth uncertainty), or from a
 guide's touch probability, turned into a score and made temporally consistent by
@@ -141,8 +144,9 @@ def track_interaction(
     *,
     observed_depth: list[Tensor | None] | None = None,
     config: InteractionTrackConfig | None = None,
-) -> list[HandResult]:
-    """Refine every hand's placement over the window (method: module docstring)."""
+) -> tuple[list[HandResult], Float[Tensor, "T 3"]]:
+    """Refine every hand's placement over the window (method: module docstring); returns the
+    hands and the head's translation per frame (moved along its viewing ray)."""
     config = config or InteractionTrackConfig()
     ic = config.interaction
     K64 = torch.as_tensor(K, dtype=torch.float64)
@@ -153,14 +157,25 @@ def track_interaction(
     states = [_HandState(hand, K64, ic) for hand in hands]
     params = [p for state in states for p in state.parameters()]
     if not params:
-        return []
+        return [], head.transl.clone()
+    # the head moves along its viewing ray only (its landmarks pin it in the image), as in the
+    # single-image refinement: where a hand must be in front of the face, the face can give way
+    head_log_depth = torch.zeros(frames, dtype=torch.float64, requires_grad=True)
+    head_depth0 = head.transl[:, 2].clamp_min(0.05)
     optimizer = torch.optim.Adam(
         [
             {"params": [s.delta for s in states], "lr": ic.learning_rate_rotation},
             {"params": [s.shift for s in states], "lr": ic.learning_rate_translation},
-            {"params": [s.log_depth for s in states], "lr": ic.learning_rate_depth},
+            {
+                "params": [head_log_depth, *[s.log_depth for s in states]],
+                "lr": ic.learning_rate_depth,
+            },
         ]
     )
+
+    def head_transl() -> Tensor:
+        return head.transl * head_log_depth.exp()[:, None]
+
     press = ic.press_mm / 1000.0
     clearance = CONTACT_DISTANCE + ic.clearance_mm / 1000.0
     rotation_scale = np.deg2rad(config.rotation_accel_deg)
@@ -170,7 +185,13 @@ def track_interaction(
     def run(steps: int) -> None:
         for step in range(steps):
             optimizer.zero_grad()
-            loss = torch.zeros((), dtype=torch.float64)
+            head_t = head_transl()
+            scale_z = head_log_depth.exp()
+            loss = (
+                ((head_t[:, 2] - head_depth0) / (ic.head_depth_sigma * head_depth0)) ** 2
+            ).mean()
+            if config.smoothness_weight > 0:
+                loss = loss + config.smoothness_weight * acceleration_penalty(head_t / centre_scale)
             for h, state in enumerate(states):
                 if not bool(state.present.any()):
                     continue
@@ -209,9 +230,9 @@ def track_interaction(
                     in_front, z_head = state.in_front[t_index], state.z_head[t_index]
                     if in_front is not None and bool(in_front.any()):
                         per_frame = per_frame + ic.order_weight * depth_behind_hinge(
-                            v[in_front, 2], z_head
+                            v[in_front, 2], z_head * scale_z[t_index]
                         )
-                    local = (v - head.transl[t_index]) @ head.rotation[t_index]
+                    local = (v - head_t[t_index]) @ head.rotation[t_index]
                     if update:
                         with torch.no_grad():
                             state.correspondences[t_index] = surfaces[t_index].correspond(
@@ -250,13 +271,14 @@ def track_interaction(
     run(ic.iterations)
     results_scores = []
     with torch.no_grad():
+        head_t = head_transl()
         for h, state in enumerate(states):
             R, t, _ = state.pose()
             scores = np.zeros(frames)
             gaps = np.full(frames, np.inf)
             for t_index in state.index.tolist():
                 v = state.vertices_canonical[t_index] @ R[t_index].T + t[t_index]
-                local = (v - head.transl[t_index]) @ head.rotation[t_index]
+                local = (v - head_t[t_index]) @ head.rotation[t_index]
                 found = surfaces[t_index].correspond(local, reach=1.0)
                 if found is not None:
                     closest, normals, _ = found
@@ -266,9 +288,7 @@ def track_interaction(
                 guide = state.guide(t_index)
                 if guide is not None:
                     probability = guide.touch_probability
-                    scores[t_index] = float(
-                        guide.touching if probability is None else probability
-                    )
+                    scores[t_index] = float(guide.touching if probability is None else probability)
                 else:
                     scores[t_index] = gate_score(
                         gaps[t_index], float(hands[h].gap_px[t_index]), float(t[t_index, 2]),
@@ -292,7 +312,8 @@ def track_interaction(
             R, t, _ = state.pose()
             scores, gaps = results_scores[h]
             results.append(HandResult(R.clone(), t.clone(), decided[h], scores, gaps))
-    return results
+        head_t = head_transl().detach()
+    return results, head_t
 
 
 class _Head:

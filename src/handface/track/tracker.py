@@ -541,9 +541,11 @@ class Tracker:
                 None if f.depth is None else torch.as_tensor(_resize(f.depth, (map_h, map_w)))
                 for f in frames
             ]
-        results = track_interaction(
+        results, head_transl = track_interaction(
             head, hands, K, observed_depth=observed_depth, config=config.interaction
         )
+        for i in with_head:
+            heads.fits[i] = _moved_head(heads.fits[i], head_transl[i])
         return dict(zip(sides, results, strict=True))
 
     def _capture(self, i, observed, heads, hand_tracks, hand_rows, results, guides, state):
@@ -660,6 +662,26 @@ class _RunState:
     any_face: bool = False
     any_hand: bool = False
     detect_s: float = 0.0
+
+
+def _moved_head(fit: HeadFit, transl: Tensor) -> HeadFit:
+    """The same head at another translation (stage III moves it along its viewing ray)."""
+    shift = (transl.double() - fit.params.transl[0].double()).float()
+    params = HeadParams(
+        global_orient=fit.params.global_orient,
+        transl=(fit.params.transl[0] + shift)[None],
+        expression=fit.params.expression,
+        shape=fit.params.shape,
+    )
+    return HeadFit(
+        params=params,
+        rotation=fit.rotation,
+        canonical_vertices=fit.canonical_vertices,
+        vertices=fit.vertices + shift,
+        landmarks=fit.landmarks + shift,
+        landmarks68=fit.landmarks68 + shift,
+        reprojection_px=fit.reprojection_px,
+    )
 
 
 def _rotvec(R: Tensor) -> Tensor:
