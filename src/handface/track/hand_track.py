@@ -26,7 +26,7 @@ from handface.geometry.alignment import procrustes
 from handface.geometry.contact import hand_size
 from handface.losses.robust import cauchy
 from handface.losses.temporal import acceleration_penalty
-from handface.models.base import HandModel
+from handface.models.base import HandModel, HandParams
 
 
 @dataclass
@@ -52,6 +52,8 @@ class HandTrack:
     """Hand canonical frame -> camera (from the placement)."""
     transl: Float[Tensor, "T 3"]
     canonical_keypoints: Float[Tensor, "T 21 3"]
+    canonical_vertices: Float[Tensor, "T Vh 3"]
+    """The articulated hand in its own frame (posed once here for stage III and the capture)."""
 
 
 def track_hand(
@@ -81,7 +83,8 @@ def track_hand(
     transl = torch.zeros(frames, 3, dtype=torch.float64)
     canonical = torch.zeros(frames, 21, 3, dtype=torch.float64)
     if not bool(present.any()):
-        return HandTrack(present, articulation, rotation, transl, canonical)
+        vertices = torch.zeros(frames, model.num_vertices, 3, dtype=torch.float64)
+        return HandTrack(present, articulation, rotation, transl, canonical, vertices)
     rig = model.keypoint_rig()
     index = torch.nonzero(present).flatten()
     targets = torch.stack(
@@ -123,4 +126,6 @@ def track_hand(
             rotation[t], transl[t] = R, tr
         articulation[index] = latent
         canonical[index] = keypoints
-    return HandTrack(present, articulation, rotation, transl, canonical)
+        dtype = model.template_vertices.dtype
+        vertices = model(HandParams(articulation=articulation.to(dtype))).vertices.double()
+    return HandTrack(present, articulation, rotation, transl, canonical, vertices)

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from handface.fit.interaction import InteractionConfig, _HeadSurface, _pulled_vertices
 from handface.geometry.camera import project_points
-from handface.geometry.contact import CONTACT_DISTANCE
+from handface.geometry.contact import CONTACT_DISTANCE, hand_size
 from handface.losses import (
     cauchy,
     clearance_hinge,
@@ -154,7 +154,7 @@ def track_interaction(
     surfaces = [
         _HeadSurface(_Head(head.canonical_vertices[t]), head.faces, ic.reach) for t in range(frames)
     ]
-    states = [_HandState(hand, K64, ic) for hand in hands]
+    states = [_HandState(hand, ic) for hand in hands]
     params = [p for state in states for p in state.parameters()]
     if not params:
         return [], head.transl.clone()
@@ -326,9 +326,7 @@ class _Head:
 class _HandState:
     """Optimisation variables and cached lookups of one hand side over the window."""
 
-    def __init__(self, hand: HandFrames, K64: Tensor, ic: InteractionConfig) -> None:
-        from handface.geometry.contact import hand_size
-
+    def __init__(self, hand: HandFrames, ic: InteractionConfig) -> None:
         self.hand = hand
         frames = hand.present.shape[0]
         self.present = hand.present

@@ -312,13 +312,13 @@ class Tracker:
             )
 
         # --- stage III: placement with interaction terms, over frames with a head
-        guides = self._guides(frames, hand_tracks, hand_rows, K) if self.guide else None
+        guides = self._guides(frames, K) if self.guide else None
         results = self._interaction(frames, heads, hand_tracks, hand_rows, guides, state, K)
 
         # --- per frame: deformation and capture
         for i in range(keep):
             capture, status = self._capture(i, frames[i], heads, hand_tracks, hand_rows,
-                                            results, guides, state)  # fmt: skip
+                                            results, state)  # fmt: skip
             if capture is None:
                 continue
             sequence.frames.append(self._record(capture, frames[i], status))
@@ -428,7 +428,7 @@ class Tracker:
             )
         return heads
 
-    def _guides(self, frames, hand_tracks, hand_rows, K) -> list:
+    def _guides(self, frames, K) -> list:
         out = []
         for observed in frames:
             if observed.face is None:
@@ -499,13 +499,8 @@ class Tracker:
         sides = []
         for side, track in hand_tracks.items():
             rows = hand_rows[side]
-            model = self.capture.hand_model(side)
             present = track.present.clone()
             present &= torch.tensor([heads.fits[i] is not None for i in range(count)])
-            with torch.no_grad():
-                canonical = model(
-                    HandParams(articulation=track.articulation.to(model.template_vertices.dtype))
-                ).vertices.double()
             overlap, gaps = [], np.full(count, np.inf)
             for i in range(count):
                 if not bool(present[i]):
@@ -520,7 +515,7 @@ class Tracker:
                 HandFrames(
                     side=side,
                     present=present,
-                    canonical_vertices=canonical,
+                    canonical_vertices=track.canonical_vertices,
                     canonical_keypoints=track.canonical_keypoints,
                     rotation=track.rotation,
                     transl=track.transl,
@@ -548,7 +543,7 @@ class Tracker:
             heads.fits[i] = _moved_head(heads.fits[i], head_transl[i])
         return dict(zip(sides, results, strict=True))
 
-    def _capture(self, i, observed, heads, hand_tracks, hand_rows, results, guides, state):
+    def _capture(self, i, observed, heads, hand_tracks, hand_rows, results, state):
         """Deformation and capture of window frame ``i`` (None when nothing is seen)."""
         head_fit = heads.fits[i]
         status: dict[str, str] = {}
@@ -560,18 +555,15 @@ class Tracker:
                 continue
             rows = hand_rows[side]
             result = results.get(side)
-            model = self.capture.hand_model(side)
             R = (result.rotation[i] if result is not None else track.rotation[i]).float()
             t = (result.transl[i] if result is not None else track.transl[i]).float()
-            with torch.no_grad():
-                out = model(HandParams(articulation=track.articulation[i : i + 1].float()))
             fit = HandFit(
                 side=side,
                 params=HandParams(articulation=track.articulation[i : i + 1].float()),
                 rotation=R,
-                canonical_vertices=out.vertices[0].float(),
+                canonical_vertices=track.canonical_vertices[i].float(),
                 canonical_keypoints=track.canonical_keypoints[i].float(),
-                vertices=out.vertices[0].float() @ R.T + t,
+                vertices=track.canonical_vertices[i].float() @ R.T + t,
                 keypoints=track.canonical_keypoints[i].float() @ R.T + t,
                 reprojection_px=float("nan"),
             ).moved(R, t)
