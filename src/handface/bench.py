@@ -594,6 +594,8 @@ def bench_track(
     data: Path | None = None,
     out: Path | None = None,
     frames: int = 60,
+    method: str = "fit",
+    checkpoint: Path | None = None,
 ) -> dict[str, float]:
     """Per-frame ``reconstruct`` against ``track`` on the same fresh synthetic sequences.
 
@@ -604,7 +606,8 @@ def bench_track(
     ``bench fit`` (scored by ``handface eval``), ``accel_err_mm`` (face and hand vertices),
     ``contact_flips_per_100`` (with the ground truth's own as ``gt_contact_flips_per_100``),
     ``s_per_frame`` (capture time, saving excluded), ``fps`` and ``s_over_detect`` (that over
-    MediaPipe's time per frame in the same run).
+    MediaPipe's time per frame in the same run). ``method`` (fit, dice or hybrid; DICE weights
+    ``checkpoint``, default the shipped network) is both the per-frame capture and the tracker.
     """
     import tempfile
     import time
@@ -614,17 +617,17 @@ def bench_track(
     from tqdm import tqdm
 
     from handface.data.synth import SynthDataset, read_meta
-    from handface.detect.mediapipe_detector import MediaPipeDetector
-    from handface.errors import HandfaceError
+    from handface.errors import HandfaceError, InputError
     from handface.eval.folders import evaluate_folders
     from handface.fit.evaluation import REPORTED_KEYS
-    from handface.fit.single_image import Reconstructor
     from handface.io.capture_folder import save_capture
     from handface.synth.generate import generate
-    from handface.track.tracker import TrackConfig, Tracker
 
     rendered = data is None
+    if method not in ("fit", "dice", "hybrid"):
+        raise InputError(f"bench track --method {method}: choose fit, dice or hybrid")
     figures: dict[str, float] = {"seed": seed, "num": num, "frames": frames} if rendered else {}
+    figures["method"] = method
     with tempfile.TemporaryDirectory(prefix="handface-bench-track-") as tmp:
         if rendered:
             data = generate(Path(tmp) / "data", num=num, seed=seed, frames=frames, size=384,
@@ -636,10 +639,7 @@ def bench_track(
             sequences.setdefault(int(item["sequence"]), []).append(item["key"])
         root = Path(out) if out is not None else Path(tmp) / "pred"
         timing = {"frame": [0.0, 0.0, 0], "track": [0.0, 0.0, 0]}  # seconds, detect s, frames
-        reconstructor = Reconstructor()
-
-        def tracker_detector() -> MediaPipeDetector:  # one per sequence: video mode tracks
-            return MediaPipeDetector(video_mode=True)
+        reconstructor, make_tracker = _track_bench_methods(method, checkpoint)
 
         temporal: dict[str, list[dict[str, float]]] = {"frame": [], "track": []}
         for keys in tqdm(list(sequences.values()), desc="bench track", unit="sequence"):
@@ -670,7 +670,7 @@ def bench_track(
             paths = [data / "images" / f"{key}.png" for key in keys]
             start = time.perf_counter()
             try:
-                sequence = Tracker(TrackConfig(), detector=tracker_detector()).run(
+                sequence = make_tracker().run(
                     _frames_of(paths, 30.0), fps=30.0, K=K, sink=sink, progress=False
                 )
             except HandfaceError:
@@ -694,6 +694,34 @@ def bench_track(
             figures[f"{method}_fps"] = round(1.0 / per_frame, 3) if per_frame > 0 else None
             figures[f"{method}_s_over_detect"] = round(seconds / max(detect, 1e-9), 3)
     return figures
+
+
+def _track_bench_methods(method: str, checkpoint: Path | None):
+    """The per-frame capture of ``method`` and a factory of its tracker (one per sequence:
+    MediaPipe's video mode tracks across the frames it is given)."""
+    from handface.detect.mediapipe_detector import MediaPipeDetector
+    from handface.track.tracker import TrackConfig, Tracker
+
+    if method == "fit":
+        from handface.fit.single_image import Reconstructor
+
+        return Reconstructor(), lambda: Tracker(
+            TrackConfig(), detector=MediaPipeDetector(video_mode=True)
+        )
+    from handface.dice.predictor import DicePredictor
+
+    predictor = DicePredictor(checkpoint)
+    if method == "dice":
+        from handface.track.dice_track import DiceTracker
+
+        return predictor, lambda: DiceTracker(
+            predictor=predictor, detector=MediaPipeDetector(video_mode=True)
+        )
+    from handface.hybrid import HybridReconstructor, dice_guide
+
+    return HybridReconstructor(checkpoint), lambda: Tracker(
+        TrackConfig(), guide=dice_guide(predictor), detector=MediaPipeDetector(video_mode=True)
+    )
 
 
 def _frames_of(paths: list[Path], fps: float):

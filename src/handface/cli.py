@@ -50,9 +50,11 @@ class Bench:
     out: Path | None = None
     """fit, methods, track: keep the Capture folders here (default: a temporary folder)."""
     checkpoint: Path | None = None
-    """methods, photos: DICE weights (default: the network shipped with handface)."""
+    """methods, photos, track: DICE weights (default: the network shipped with handface)."""
     frames: int | None = None
     """track: frames per synthetic sequence (default 60)."""
+    method: Literal["fit", "dice", "hybrid"] | None = None
+    """track: the method run per frame and tracked (default fit)."""
 
     def main(self) -> None:
         from handface import bench
@@ -66,6 +68,7 @@ class Bench:
                 ("out", self.out),
                 ("checkpoint", self.checkpoint),
                 ("frames", self.frames),
+                ("method", self.method),
             )
             if value is not None
         }
@@ -427,11 +430,12 @@ class Track:
     """A video file (mp4, mov, mkv, webm, avi, ...) or a folder of numbered frames."""
     out: Path
     """Output folder (must not exist unless --overwrite)."""
-    method: Literal["fit", "hybrid"] = "fit"
-    """fit: the fit decides contact from the image and size priors; hybrid: the DICE network's
-    touch verdicts and contact probabilities guide every frame."""
+    method: Literal["fit", "dice", "hybrid"] = "fit"
+    """fit: the fit decides contact from the image and size priors; dice: the DICE network on
+    every frame, its meshes smoothed over time and its touch verdicts made consistent; hybrid:
+    the fit, with the network's touch verdicts and contact probabilities guiding every frame."""
     checkpoint: Path | None = None
-    """DICE weights for --method hybrid (default: the network shipped with handface)."""
+    """DICE weights for --method dice|hybrid (default: the network shipped with handface)."""
     start: int = 0
     """First frame to track (0-based)."""
     end: int | None = None

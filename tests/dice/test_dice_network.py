@@ -315,6 +315,24 @@ def test_iknet_outputs_and_invariance_to_translation():
     assert translation.shape == (2, 3)
 
 
+def test_face_ik_holds_unused_joints_at_rest(head_model, small_net):
+    """A free jaw or neck rotation no training head uses drifts to any angle (the shipped
+    network's reached 30-150 rad and folded the head): only a jaw the model's expressions cannot
+    open is predicted."""
+    config = get_config("dice-small")
+    torch.manual_seed(5)
+    for jaw_pose in (False, True):
+        face = FaceIKNet(40, 52, 9, config, jaw_pose=jaw_pose).eval()
+        with torch.no_grad():  # an output layer that asks for wild jaw and neck rotations
+            face.mlp.final.bias[61:67] = 30.0
+        out = face(torch.randn(2, 40, 3))
+        assert torch.equal(out.neck, torch.zeros(2, 3))
+        assert bool((out.jaw == 0).all()) != jaw_pose
+    # Anny opens the mouth with its jawOpen expression; FLAME-like models need the jaw pose
+    assert "jawOpen" in head_model.expression_labels
+    assert not small_net.face_ik.jaw_pose
+
+
 def test_weak_perspective_and_its_mirror():
     points = torch.tensor([[[0.02, -0.01, 0.3], [-0.05, 0.04, 0.1]]])
     camera = torch.tensor([[8.0, 0.1, -0.2]])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from handface.track.bridge import bridge_gaps, near_face
-from handface.track.decisions import stable_verdicts
+from handface.track.bridge import bridge_gaps, bridgeable_gaps, near_face
+from handface.track.decisions import continued_verdicts, stable_verdicts
 
 
 def _track(frames: int, missing: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +62,31 @@ def test_frames_without_the_hand_are_never_touching_and_split_runs():
     valid = np.array([True, True, False, True, True, True])
     verdicts = stable_verdicts(scores, valid=valid, min_run=3)
     assert verdicts.tolist() == [True, True, False, True, True, True]
+
+
+def test_bridgeable_gaps_is_the_rule_bridge_gaps_applies():
+    seen = np.array([1, 0, 0, 1, 0, 0, 0, 1, 1, 0], bool)
+    assert bridgeable_gaps(seen, np.ones(10, bool), max_gap=2).astype(int).tolist() == [
+        0, 1, 1, 0, 0, 0, 0, 0, 0, 0
+    ]  # fmt: skip
+    assert bridgeable_gaps(seen, np.ones(10, bool), max_gap=3)[4:7].all()
+    near = np.ones(10, bool)
+    near[3] = False  # the hand was away from the face on one side of both gaps
+    assert not bridgeable_gaps(seen, near, max_gap=3).any()
+
+
+def test_continued_verdicts_use_the_committed_history_as_context():
+    scores = np.array([0.9, 0.1, 0.1, 0.1, 0.1])
+    valid = np.ones(5, bool)
+    # alone, the window's first frame is a one-frame touch on weak-ish evidence... kept only
+    # because it is strong (0.9); with a history of touching it continues a contact instead
+    alone = continued_verdicts(np.array([0.6, 0.1, 0.1, 0.1, 0.1]), valid, None)
+    assert alone.tolist() == [False] * 5
+    with_history = continued_verdicts(
+        np.array([0.6, 0.6, 0.1, 0.1, 0.1]), valid, np.array([0.7, 0.7, 0.7])
+    )
+    assert with_history.tolist() == [True, True, False, False, False]
+    assert (
+        continued_verdicts(scores, valid, np.zeros(0)).tolist()
+        == stable_verdicts(scores, valid=valid).tolist()
+    )

@@ -127,15 +127,6 @@ def test_sequence_arrays_round_trip(tmp_path):
     assert (tmp_path / "contact_timeline.png").stat().st_size > 1000
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """One synthetic approach -> press -> hold -> release sequence of 8 frames."""
-    from handface.synth import generate
-
-    return generate(tmp_path_factory.mktemp("clip") / "data", num=1, seed=5, frames=8,
-                    size=256, progress=False)  # fmt: skip
-
-
 def test_a_synthetic_clip_end_to_end(clip, tmp_path):
     from handface.data.synth import SynthDataset
     from handface.io.sequence_folder import load_sequence

@@ -126,6 +126,10 @@ class FaceIKNet(nn.Module):
     ``None``: unbounded) pass a scaled sigmoid. At initialisation the output is the neutral
     expression (:data:`NEUTRAL_FRACTION` of the range when bounded), ``neutral_shape``, a
     closed jaw, a straight neck and the template rotation.
+
+    The neck stays straight (the training heads turn as a whole: synthetic data and Decaf), and
+    the jaw stays closed unless ``jaw_pose`` (a head model whose expressions cannot open the
+    mouth, FLAME; Anny opens it with its ``jawOpen`` expression).
     """
 
     def __init__(
@@ -138,8 +142,10 @@ class FaceIKNet(nn.Module):
         shape_bounds: tuple[float, float] | None = (0.0, 1.0),
         neutral_shape: float = 0.5,
         base_rotation: Float[Tensor, "3 3"] | None = None,
+        jaw_pose: bool = False,
     ) -> None:
         super().__init__()
+        self.jaw_pose = jaw_pose
         self.sizes = (num_expression, num_shape, 3, 3, 6)
         self.mlp = IKMLP(
             num_vertices * 3, sum(self.sizes), config.iknet_hidden, config.iknet_blocks
@@ -165,6 +171,12 @@ class FaceIKNet(nn.Module):
         expression = _bounded(expression, self.expression_bounds)
         shape = _bounded(shape, self.shape_bounds)
         correction = roma.special_gramschmidt(six.reshape(-1, 3, 2))
+        # Degrees of freedom no training head uses are held at rest: left free, a rotation
+        # vector drifts to any angle (the shipped network's reached 30-150 rad and folded the
+        # head), since nothing but the vertex loss through a periodic map constrains it.
+        neck = torch.zeros_like(neck)
+        if not self.jaw_pose:
+            jaw = torch.zeros_like(jaw)
         return FaceIKOutput(expression, shape, jaw, neck, correction @ self.base_rotation.to(out))
 
 

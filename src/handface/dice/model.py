@@ -401,6 +401,7 @@ class DiceNet(nn.Module):
             shape_bounds=head_model.shape_bounds,
             neutral_shape=head_model.neutral_shape,
             base_rotation=templates.face_rotation,
+            jaw_pose="jawOpen" not in head_model.expression_labels,
         )
         self.hand_ik = HandIKNet(
             num_vertices=int(self.hand_ik_index.shape[0]),

@@ -163,6 +163,78 @@ HAND_PRESENCE_THRESHOLD = 0.5
 reaches this (MediaPipe loses hands that lie on faces, exactly the contact case)."""
 
 
+@dataclass
+class DiceHandEstimate:
+    """One hand as the network places it in the camera frame (metres)."""
+
+    vertices: Float[Tensor, "Vh 3"]
+    keypoints: Float[Tensor, "21 3"]
+    rotation: Float[Tensor, "3 3"]
+    transl: Float[Tensor, "3"]
+    articulation: Float[Tensor, " A"] | None
+    """None for a backend whose left-hand articulation cannot be mirrored."""
+    shape: Float[Tensor, " S"] | None
+    contact: Float[Tensor, " Vh"]
+    """Per-vertex contact probability."""
+    presence: float
+    touch_probability: float
+
+    @property
+    def touches(self) -> bool:
+        """The network's own verdict (:func:`~handface.geometry.contact.in_contact`)."""
+        return bool(in_contact(torch.tensor(self.touch_probability)))
+
+
+@dataclass
+class DiceEstimate:
+    """The network's face and hands for one image, placed in the camera frame (metres): what a
+    capture is assembled from, and what a video tracker smooths over frames."""
+
+    undeformed: Float[Tensor, "V 3"]
+    deformed: Float[Tensor, "V 3"]
+    rotation: Float[Tensor, "3 3"]
+    transl: Float[Tensor, "3"]
+    expression: Float[Tensor, " E"]
+    shape: Float[Tensor, " S"]
+    face_contact: Float[Tensor, " V"]
+    hands: dict[str, DiceHandEstimate]
+    """The sides the detector found or the network sees (presence at least
+    :data:`HAND_PRESENCE_THRESHOLD`)."""
+
+
+def dice_estimate(placed: PlacedPrediction, detected_sides: set[str]) -> DiceEstimate:
+    """The camera-frame estimate of one image from the network's placed prediction."""
+    prediction, centre = placed.prediction, placed.centre
+    face = prediction.face
+    hands = {}
+    for side in ("right", "left"):
+        predicted: HandPrediction = prediction.right if side == "right" else prediction.left
+        presence = float(predicted.presence[0])
+        if side not in detected_sides and presence < HAND_PRESENCE_THRESHOLD:
+            continue
+        hands[side] = DiceHandEstimate(
+            vertices=predicted.vertices[0] + centre,
+            keypoints=predicted.keypoints[0] + centre,
+            rotation=predicted.rotation[0],
+            transl=predicted.params.transl[0] + centre,
+            articulation=_first(predicted.params.articulation),
+            shape=_first(predicted.params.shape),
+            contact=predicted.contact[0],
+            presence=presence,
+            touch_probability=float(predicted.touch[0]),
+        )
+    return DiceEstimate(
+        undeformed=face.vertices_undeformed[0] + centre,
+        deformed=face.vertices[0] + centre,
+        rotation=face.rotation[0],
+        transl=face.params.transl[0] + centre,
+        expression=face.params.expression[0],
+        shape=face.params.shape[0],
+        face_contact=face.contact[0],
+        hands=hands,
+    )
+
+
 SETTLE_MARGIN = 0.003
 """How far inside its verdict :func:`settle_offset` puts a hand: a touching hand within
 ``CONTACT_DISTANCE - margin`` of the skin, a non-touching one at least ``CONTACT_DISTANCE +
@@ -315,7 +387,8 @@ class DicePredictor:
         crop = placed.crop
 
         tick = time.perf_counter()
-        capture = self._assemble(placed, K.float(), detections, warnings)
+        estimate = dice_estimate(placed, {hand.side for hand in detections.hands})
+        capture = self.assemble(estimate, K.float(), detections, warnings)
         timings["assemble_s"] = time.perf_counter() - tick
         timings["total_s"] = time.perf_counter() - start
         capture.image_size = (width, height)
@@ -335,48 +408,47 @@ class DicePredictor:
         prediction = self.predict_crop(crop.apply(rgb))
         return PlacedPrediction(prediction, crop, _camera_placement(prediction.camera[0], crop, K))
 
-    def _assemble(
+    def assemble(
         self,
-        placed: PlacedPrediction,
+        estimate: DiceEstimate,
         K: Tensor,
         detections,
         warnings: list[str],
+        verdicts: dict[str, bool] | None = None,
     ) -> Capture:
-        prediction, centre = placed.prediction, placed.centre
-        face = prediction.face
+        """The capture of one image from the network's estimate (steps 4-5 of the module
+        docstring); ``verdicts`` (per side) replace the network's own touch verdicts (a video
+        tracker's temporally consistent ones)."""
         head_model = self.net.head_model
-        undeformed = face.vertices_undeformed[0] + centre
-        deformed = face.vertices[0] + centre
-        rotation = face.rotation[0]
+        undeformed, deformed, rotation = estimate.undeformed, estimate.deformed, estimate.rotation
         head_params = {
             "global_orient": roma.rotmat_to_rotvec(rotation),
-            "transl": face.params.transl[0] + centre,
-            "expression": face.params.expression[0],
-            "shape": face.params.shape[0],
+            "transl": estimate.transl,
+            "expression": estimate.expression,
+            "shape": estimate.shape,
         }
         detected = {hand.side: hand for hand in detections.hands}
         reported = []
         for side in ("right", "left"):
-            predicted: HandPrediction = prediction.right if side == "right" else prediction.left
+            hand = estimate.hands.get(side)
+            if hand is None:
+                continue
             detection = detected.get(side)
-            presence = float(predicted.presence[0])
             if detection is None:
-                if presence < HAND_PRESENCE_THRESHOLD:
-                    continue
                 warnings.append(
                     f"{side} hand seen by DICE only (the detector found none there; presence "
-                    f"{presence:.2f}): its pose is the network's alone"
+                    f"{hand.presence:.2f}): its pose is the network's alone"
                 )
-            touches = bool(in_contact(predicted.touch[0]))
-            reported.append((side, predicted, detection, presence, touches))
+            touches = hand.touches if verdicts is None else bool(verdicts.get(side, False))
+            reported.append((side, hand, detection, touches))
         if not any(touches for *_, touches in reported):
             # no hand judged touching: nothing presses the face in
             deformed = undeformed
         hands = {}
         sdfs = []
-        for side, predicted, detection, presence, touches in reported:
+        for side, hand, detection, touches in reported:
             model = self.hand_model(side)
-            vertices = predicted.vertices[0] + centre
+            vertices = hand.vertices
             sdf = surface_signed_distance(vertices, deformed, head_model.faces)
             shift = vertices.new_zeros(3)
             if bool(touching(sdf)) != touches:
@@ -387,27 +459,27 @@ class DicePredictor:
                 verdict = "touching" if touches else "not touching"
                 warnings.append(
                     f"{side} hand judged {verdict} by DICE (probability "
-                    f"{float(predicted.touch[0]):.2f}) but no placement within "
+                    f"{hand.touch_probability:.2f}) but no placement within "
                     f"{SETTLE_RANGE:.0%} of its depth agrees; the meshes decide"
                 )
             sdfs.append(sdf)
             params = {
-                "global_orient": roma.rotmat_to_rotvec(predicted.rotation[0]),
-                "transl": predicted.params.transl[0] + centre + shift,
+                "global_orient": roma.rotmat_to_rotvec(hand.rotation),
+                "transl": hand.transl + shift,
                 # None for a backend whose left-hand articulation cannot be mirrored
-                "articulation": _first(predicted.params.articulation),
-                "shape": _first(predicted.params.shape),
+                "articulation": hand.articulation,
+                "shape": hand.shape,
             }
             hands[side] = captured_hand(
                 model,
                 params,
                 vertices,
-                predicted.keypoints[0] + centre + shift,
-                predicted.contact[0],
+                hand.keypoints + shift,
+                hand.contact,
                 sdf,
                 K,
                 detection,
-                presence=presence,
+                presence=hand.presence,
             )
         captured = captured_face(
             head_model,
@@ -415,7 +487,7 @@ class DicePredictor:
             undeformed,
             deformed,
             rotation,
-            face.contact[0],
+            estimate.face_contact,
             K,
             detections.faces[0].landmarks,
         )

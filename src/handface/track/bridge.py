@@ -68,23 +68,39 @@ def bridge_gaps(
     """
     keypoints = np.array(keypoints, dtype=np.float64)
     depth = np.array(depth, dtype=np.float64)
-    frames = keypoints.shape[0]
     present = np.isfinite(keypoints).all(axis=(1, 2))
-    bridged = np.zeros(frames, dtype=bool)
-    t = 0
-    while t < frames:
-        if present[t]:
-            t += 1
-            continue
-        end = t
-        while end < frames and not present[end]:
-            end += 1
-        before, after = t - 1, end  # the detected frames around the gap [t, end)
-        length = end - t
-        if before >= 0 and after < frames and length <= max_gap and near[before] and near[after]:
-            weights = (np.arange(1, length + 1) / (length + 1))[:, None, None]
-            keypoints[t:end] = (1 - weights) * keypoints[before] + weights * keypoints[after]
-            depth[t:end] = (1 - weights[..., 0]) * depth[before] + weights[..., 0] * depth[after]
-            bridged[t:end] = True
-        t = end
+    bridged = bridgeable_gaps(present, near, max_gap)
+    for start, end in _runs_of(bridged):
+        before, after, length = start - 1, end, end - start
+        weights = (np.arange(1, length + 1) / (length + 1))[:, None, None]
+        keypoints[start:end] = (1 - weights) * keypoints[before] + weights * keypoints[after]
+        depth[start:end] = (1 - weights[..., 0]) * depth[before] + weights[..., 0] * depth[after]
     return BridgedHand(keypoints=keypoints, depth=depth, bridged=bridged)
+
+
+def bridgeable_gaps(
+    seen: Bool[np.ndarray, " T"], near: Bool[np.ndarray, " T"], max_gap: int
+) -> Bool[np.ndarray, " T"]:
+    """The frames of runs of unseen frames of at most ``max_gap`` frames with a seen frame on
+    both sides, where the hand was ``near`` the face: the gaps that are bridged.
+
+    Example:
+        >>> seen = np.array([1, 0, 0, 1, 0, 0, 0, 1, 0], bool)
+        >>> bridgeable_gaps(seen, seen, max_gap=2).astype(int).tolist()
+        [0, 1, 1, 0, 0, 0, 0, 0, 0]
+    """
+    seen = np.asarray(seen, dtype=bool)
+    near = np.asarray(near, dtype=bool)
+    out = np.zeros(len(seen), dtype=bool)
+    for start, end in _runs_of(~seen):
+        before, after = start - 1, end
+        if before >= 0 and after < len(seen) and end - start <= max_gap:
+            out[start:end] = bool(near[before] and near[after])
+    return out
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of the runs of True in ``mask`` (end exclusive)."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))

@@ -80,3 +80,19 @@ def _smooth_segment(
             return verdicts
         _, start, end = min(weak)
         verdicts[start:end] = ~verdicts[start]
+
+
+def continued_verdicts(
+    scores: Float[np.ndarray, " T"],
+    valid: Bool[np.ndarray, " T"],
+    history: Float[np.ndarray, " H"] | None,
+    *,
+    min_run: int = 3,
+) -> Bool[np.ndarray, " T"]:
+    """:func:`stable_verdicts` of a window whose preceding frames' scores are ``history``
+    (already committed, all valid): they give the window's first frames their context."""
+    if history is None or not len(history):
+        return stable_verdicts(scores, min_run=min_run, valid=valid)
+    full = np.concatenate([history, scores])
+    full_valid = np.concatenate([np.ones(len(history), bool), valid])
+    return stable_verdicts(full, min_run=min_run, valid=full_valid)[len(history) :]

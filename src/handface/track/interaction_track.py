@@ -44,7 +44,7 @@ from handface.losses import (
     robust_reprojection,
 )
 from handface.losses.temporal import acceleration_penalty
-from handface.track.decisions import stable_verdicts
+from handface.track.decisions import continued_verdicts
 
 
 @dataclass
@@ -128,7 +128,7 @@ def gate_score(gap_mm: float, gap_px: float, depth: float, face_px: float,
 
     Example:
         >>> round(gate_score(0.0, 0.0, 0.5, 200.0, InteractionConfig(), 0.3), 3)
-        0.997
+        0.932
     """
     limit_3d = config.contact_gap_fraction * depth * 1000.0
     limit_px = max(config.contact_gap_px * face_px, 1.0)
@@ -294,16 +294,9 @@ def track_interaction(
                         gaps[t_index], float(hands[h].gap_px[t_index]), float(t[t_index, 2]),
                         float(head.face_px[t_index]), ic, config.gate_softness,
                     )  # fmt: skip
-            present = state.present.numpy()
-            history = hands[h].score_history
-            if history is not None and len(history):
-                full = np.concatenate([history, scores])
-                valid = np.concatenate([np.ones(len(history), bool), present])
-                verdict = stable_verdicts(full, min_run=config.min_run, valid=valid)
-                verdict = verdict[len(history) :]
-            else:
-                verdict = stable_verdicts(scores, min_run=config.min_run, valid=present)
-            decided[h] = verdict
+            decided[h] = continued_verdicts(
+                scores, state.present.numpy(), hands[h].score_history, min_run=config.min_run
+            )
             results_scores.append((scores, gaps))
     run(ic.iterations)
     results = []

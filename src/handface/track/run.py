@@ -27,7 +27,7 @@ def track_video(
     stride: int = 1,
     depth: str | os.PathLike | None = None,
     depth_scale: float = 0.001,
-    method: Literal["fit", "hybrid"] = "fit",
+    method: Literal["fit", "dice", "hybrid"] = "fit",
     checkpoint: str | os.PathLike | None = None,
     focal: float | None = None,
     fps: float | None = None,
@@ -44,13 +44,19 @@ def track_video(
         start, end, stride: the frames to track (``end`` exclusive; every ``stride``-th).
         depth: a folder of per-frame depth maps (RGB-D video; ``.npy`` metres or 16-bit PNG in
             units of ``depth_scale`` metres), the i-th file for video frame i.
-        method: ``fit`` (the fit's own contact gate) or ``hybrid`` (DICE's touch verdicts and
-            contact probabilities guide each frame; ``checkpoint`` or the shipped network).
+        method: ``fit`` (the fit's own contact gate), ``dice`` (the network's per-frame
+            meshes, smoothed: :mod:`~handface.track.dice_track`) or ``hybrid`` (DICE's touch
+            verdicts and contact probabilities guide the fit of each frame); DICE is
+            ``checkpoint`` or the shipped network.
         fps: frame rate of a folder of frames (videos carry their own).
         meshes: also write every frame's meshes as PLY files.
     """
-    if method not in ("fit", "hybrid"):
-        raise InputError(f"--method {method}: tracking supports fit and hybrid")
+    if method not in ("fit", "dice", "hybrid"):
+        raise InputError(f"--method {method}: tracking supports fit, dice and hybrid")
+    if checkpoint is not None and method == "fit":
+        raise InputError("--checkpoint goes with --method dice or hybrid")
+    if depth is not None and method == "dice":
+        raise InputError("--depth is used by --method fit|hybrid; DICE takes RGB")
     reader = FrameReader(video, start=start, end=end, stride=stride, fps=fps)
     depth_reader = None
     if depth is not None:
@@ -59,6 +65,10 @@ def track_video(
         from handface.errors import OutputExistsError
 
         raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if tracker is None and method == "dice":
+        from handface.track.dice_track import DiceTracker
+
+        tracker = DiceTracker(config or TrackConfig(focal=focal), checkpoint=checkpoint)
     if tracker is None:
         config = config or TrackConfig(focal=focal)
         guide = None

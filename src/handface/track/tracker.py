@@ -90,6 +90,9 @@ class _Observed:
     person_mask: np.ndarray | None
     detect_s: float
     depth: np.ndarray | None = None
+    learned: object | None = None
+    """The network's output for this frame (``--method hybrid|dice``), computed once: the
+    frames a window shares with the next are solved twice."""
 
 
 FrameSink = Callable[[VideoFrame, Capture, dict[str, str]], None]
@@ -126,6 +129,8 @@ class Tracker:
                 f"window {self.config.window} must be larger than overlap {self.config.overlap}"
             )
         self.guide = guide
+        self.method = "fit" if guide is None else "hybrid"
+        """Recorded in the Sequence and in every frame's capture."""
         self.capture = Reconstructor(
             ReconstructConfig(interaction=self.config.interaction.interaction),
             head_model=head_model,
@@ -165,7 +170,7 @@ class Tracker:
             sink: called with every captured frame (see :data:`FrameSink`).
         """
         config = self.config
-        state = _RunState()
+        state = self._new_state()
         sequence: Sequence | None = None
         start = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc="track", disable=not progress, leave=False)
@@ -179,7 +184,7 @@ class Tracker:
                     sequence = Sequence(
                         image_size=(width, height), K=camera.K.numpy(),
                         camera_source=camera.source, fps=float(fps),
-                        method="fit" if self.guide is None else "hybrid",
+                        method=self.method,
                         head_shape=None, source=source,
                     )  # fmt: skip
                     state.camera = camera
@@ -215,6 +220,9 @@ class Tracker:
         }
         return sequence
 
+    def _new_state(self) -> _RunState:
+        return _RunState()
+
     # ------------------------------------------------------------------------------ frames
     def _camera(self, width: int, height: int, K: Tensor | None) -> CameraEstimate:
         if K is not None:
@@ -248,9 +256,7 @@ class Tracker:
     ) -> int:
         """Solve the window at the start of ``buffer``; returns how many frames it kept."""
         config = self.config
-        size = min(config.window, len(buffer))
-        keep = size if final and size == len(buffer) else size - config.overlap
-        keep = max(1, keep)
+        size, keep = self._span(len(buffer), final)
         frames = buffer[:size]
         camera = state.camera
         K = camera.K
@@ -363,6 +369,12 @@ class Tracker:
             )
         return keep
 
+    def _span(self, buffered: int, final: bool) -> tuple[int, int]:
+        """How many buffered frames the next window solves, and how many of them it keeps."""
+        size = min(self.config.window, buffered)
+        keep = size if final and size == buffered else size - self.config.overlap
+        return size, max(1, keep)
+
     def _hand_rows(self, side: str, buffer: list[_Observed], state: _RunState) -> _HandRows:
         """Per frame of the buffer, the side's keypoints (detected or bridged) and status."""
         count = len(buffer)
@@ -440,7 +452,9 @@ class Tracker:
                 hands=list(observed.hands.values()),
                 person_mask=observed.person_mask,
             )
-            out.append(self.guide(observed.frame.rgb, detections, K))
+            if observed.learned is None:
+                observed.learned = self.guide(observed.frame.rgb, detections, K)
+            out.append(observed.learned)
         return out
 
     def _interaction(self, frames, heads, hand_tracks, hand_rows, guides, state, K) -> dict:
@@ -593,7 +607,7 @@ class Tracker:
         )  # fmt: skip
         capture.image = observed.frame.rgb
         capture.source = None
-        capture.mode = "hybrid" if self.guide is not None else "full"
+        capture.mode = "full" if self.method == "fit" else self.method
         if capture.face is not None:
             state.previous_deformation = torch.as_tensor(capture.face.deformation)
         capture.extras["touched_regions_by_hand"] = self._regions_by_hand(capture)
