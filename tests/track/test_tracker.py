@@ -185,3 +185,17 @@ def test_a_broken_video_is_one_line_and_writes_nothing(tmp_path):
     assert len(lines) == 1 and "clip.mp4" in lines[0] and "Traceback" not in result.stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def test_method_options_that_do_not_go_together_are_one_line_errors(tmp_path):
+    from handface.errors import InputError
+    from handface.track.run import track_video
+
+    video = tmp_path / "clip.mp4"  # never opened: the options are checked first
+    with pytest.raises(InputError, match="tracking supports fit, dice and hybrid"):
+        track_video(video, method="avatar")
+    with pytest.raises(InputError, match="--checkpoint goes with --method dice or hybrid"):
+        track_video(video, method="fit", checkpoint=tmp_path / "model.pt")
+    with pytest.raises(InputError, match="DICE takes RGB"):
+        track_video(video, method="dice", depth=tmp_path)
+    assert list(tmp_path.iterdir()) == []
