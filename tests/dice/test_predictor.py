@@ -6,8 +6,8 @@ import pytest
 import torch
 import trimesh
 
-from handface.dice.predictor import SETTLE_MARGIN, SETTLE_RANGE, settle_offset
 from handface.geometry.contact import CONTACT_DISTANCE, surface_signed_distance, touching
+from handface.geometry.settle import SETTLE_MARGIN, SETTLE_RANGE, settle_offset
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ from handface.fit.hand_fit import HandFit, HandFitConfig
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_layout, landmark_weights
 from handface.fit.single_image import HandInput, ReconstructConfig, Reconstructor
 from handface.geometry.contact import contact_probability, face_size, surface_signed_distance
+from handface.geometry.settle import settle_offset
 from handface.models.base import HandParams, HeadParams
 from handface.models.face_areas import touched_areas
 from handface.render.rasterizer import rasterize
@@ -581,6 +582,15 @@ class Tracker:
                 keypoints=track.canonical_keypoints[i].float() @ R.T + t,
                 reprojection_px=float("nan"),
             ).moved(R, t)
+            if result is not None and head_fit is not None:
+                # the contact pull and the clearance are soft terms: make the meshes agree
+                # with the verdict exactly (the capture's touching is read off the meshes)
+                shift = settle_offset(
+                    fit.vertices, head_fit.vertices, self.capture.head_model.faces,
+                    bool(result.touching[i]),
+                )  # fmt: skip
+                if bool(shift.any()):
+                    fit = fit.moved(R, t + shift)
             detection = observed.hands.get(side)
             if detection is None:  # bridged: the interpolated keypoints stand for a detection
                 detection = HandDetection(
