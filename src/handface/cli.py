@@ -501,8 +501,28 @@ Command = (
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
     command = tyro.cli(Command, args=argv, description=DESCRIPTION)
+    _exit_cleanly_on_sigterm()
     try:
         command.main()
     except HandfaceError as error:
         print(f"handface: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("handface: interrupted; no partial output was kept", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C (its default kills the process where it stands, leaving a
+    half-written ``.partial`` staging folder behind): outputs are removed, exit status 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum, frame) -> None:
+        print("handface: terminated; no partial output was kept", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)

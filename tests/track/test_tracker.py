@@ -199,3 +199,30 @@ def test_method_options_that_do_not_go_together_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="DICE takes RGB"):
         track_video(video, method="dice", depth=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_number", [15, 2])
+def test_sigterm_or_ctrl_c_mid_track_leaves_nothing(clip, tmp_path, signal_number):
+    import shutil
+    import time
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for repeat in range(6):  # a 48-frame clip: long enough to interrupt mid-run
+        for i, image in enumerate(sorted((clip / "images").glob("*.png"))):
+            shutil.copy(image, frames / f"{repeat * 8 + i:04d}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "handface", "track", str(frames), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.partial")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the tracking itself
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal_number
+    assert "Traceback" not in stderr and "no partial output was kept" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
