@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from handface.detect.mediapipe_detector import Detections
 from handface.dice.predictor import DiceEstimate, DiceHandEstimate, DicePredictor, dice_estimate
 from handface.track.bridge import bridgeable_gaps
 from handface.track.decisions import continued_verdicts
@@ -139,7 +138,7 @@ class DiceTracker(Tracker):
         if observed.face is None:
             return None
         if observed.learned is None:
-            detections = _detections(observed)
+            detections = observed.detections()
             placed = self.predictor.predict(observed.frame.rgb, detections, K)
             observed.learned = dice_estimate(placed, set(observed.hands))
         return observed.learned
@@ -149,22 +148,10 @@ class DiceTracker(Tracker):
         reference = next(e for e in estimates if e is not None)
         anchors = state.anchors.get("face")
         strength = self.dice_config.face_strength
-        out = {}
-        for name in _FACE_FIELDS:
-            values = torch.stack(
-                [_face_value(e if e is not None else reference, name).double() for e in estimates]
-            )
-            out[name] = smooth_trajectory(
-                values, weights, strength=strength,
-                anchors=None if anchors is None else anchors[name],
-            ).float()  # fmt: skip
-        rotations = torch.stack(
-            [(e if e is not None else reference).rotation.double() for e in estimates]
-        )
-        out["rotation"] = smooth_rotations(
-            rotations, weights, strength=strength,
-            anchors=None if anchors is None else anchors["rotation"],
-        ).float()  # fmt: skip
+        filled = [e if e is not None else reference for e in estimates]
+        series = {name: [_face_value(e, name) for e in filled] for name in _FACE_FIELDS}
+        series["rotation"] = [e.rotation for e in filled]
+        out = _smoothed(series, weights, strength, anchors)
         if state.shape is None:
             state.shape = out["shape"].mean(0, keepdim=True)
         return out
@@ -185,31 +172,14 @@ class DiceTracker(Tracker):
         weights = torch.as_tensor(seen, dtype=torch.float64)
         anchors = state.anchors.get(side)
         strength = self.dice_config.hand_strength
-        out: dict = {}
-        for name in _HAND_FIELDS:
-            if name in ("articulation", "shape") and getattr(reference, name) is None:
-                out[name] = None
-                continue
-            values = torch.stack(
-                [
-                    _hand_value(estimates[i].hands[side] if seen[i] else reference, name).double()
-                    for i in range(size)
-                ]
-            )
-            out[name] = smooth_trajectory(
-                values, weights, strength=strength,
-                anchors=None if anchors is None else anchors[name],
-            ).float()  # fmt: skip
-        rotations = torch.stack(
-            [
-                (estimates[i].hands[side] if seen[i] else reference).rotation.double()
-                for i in range(size)
-            ]
-        )
-        out["rotation"] = smooth_rotations(
-            rotations, weights, strength=strength,
-            anchors=None if anchors is None else anchors["rotation"],
-        ).float()  # fmt: skip
+        filled = [estimates[i].hands[side] if seen[i] else reference for i in range(size)]
+        series = {
+            name: None if _hand_value(reference, name) is None else
+            [_hand_value(hand, name) for hand in filled]
+            for name in _HAND_FIELDS
+        }  # fmt: skip
+        series["rotation"] = [hand.rotation for hand in filled]
+        out = _smoothed(series, weights, strength, anchors)
         detected = np.array([side in buffer[i].hands for i in range(size)])
         out["status"] = np.where(
             seen,
@@ -240,7 +210,7 @@ class DiceTracker(Tracker):
         status = {side: str(hands[side]["status"][i]) for side in estimate.hands}
         warnings: list[str] = []
         capture = self.predictor.assemble(
-            estimate, state.camera.K.float(), _detections(observed), warnings, verdicts
+            estimate, state.camera.K.float(), observed.detections(), warnings, verdicts
         )
         height, width = observed.frame.rgb.shape[:2]
         capture.image_size = (width, height)
@@ -284,13 +254,21 @@ class DiceTracker(Tracker):
             state.seen[side] = seen[-(config.max_gap + 1) :]
 
 
-def _detections(observed: _Observed) -> Detections:
-    return Detections(
-        image_size=observed.frame.rgb.shape[:2],
-        faces=[observed.face] if observed.face is not None else [],
-        hands=list(observed.hands.values()),
-        person_mask=observed.person_mask,
-    )
+def _smoothed(series: dict, weights: Tensor, strength: float, anchors: dict | None) -> dict:
+    """Each named per-frame series (a list of tensors, or None for a quantity the backend does
+    not have) smoothed over the window, continued from ``anchors``; ``rotation`` stays a
+    rotation."""
+    out = {}
+    for name, values in series.items():
+        if values is None:
+            out[name] = None
+            continue
+        smooth = smooth_rotations if name == "rotation" else smooth_trajectory
+        out[name] = smooth(
+            torch.stack([v.double() for v in values]), weights, strength=strength,
+            anchors=None if anchors is None else anchors[name],
+        ).float()  # fmt: skip
+    return out
 
 
 def _face_value(estimate: DiceEstimate, name: str) -> Tensor:

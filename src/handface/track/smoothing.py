@@ -30,21 +30,10 @@ STEADY = 1e-6
 (constant extrapolation) when fewer than two frames carry weight."""
 
 
-def _second_differences(count: int) -> Tensor:
-    """``(count - 2, count)``: row ``t`` takes ``x[t] - 2 x[t+1] + x[t+2]``."""
-    rows = max(count - 2, 0)
-    matrix = torch.zeros(rows, count, dtype=torch.float64)
-    for t in range(rows):
-        matrix[t, t : t + 3] = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
-    return matrix
-
-
-def _first_differences(count: int) -> Tensor:
-    rows = max(count - 1, 0)
-    matrix = torch.zeros(rows, count, dtype=torch.float64)
-    for t in range(rows):
-        matrix[t, t : t + 2] = torch.tensor([-1.0, 1.0], dtype=torch.float64)
-    return matrix
+def _differences(count: int, order: int) -> Tensor:
+    """``(count - order, count)``: row ``t`` takes the ``order``-th forward difference at ``t``
+    (order 2: ``x[t] - 2 x[t+1] + x[t+2]``)."""
+    return torch.diff(torch.eye(count, dtype=torch.float64), n=order, dim=0)
 
 
 def smooth_trajectory(
@@ -77,8 +66,8 @@ def smooth_trajectory(
     flat = torch.where(weights[:, None] > 0, flat, torch.zeros_like(flat))
     fixed = 0 if anchors is None else 2
     total = count + fixed
-    second = _second_differences(total)
-    first = _first_differences(total)
+    second = _differences(total, 2)
+    first = _differences(total, 1)
     # a hair of smoothing even at strength 0, so zero-weight frames are still filled
     penalty = max(strength, STEADY) * (second.T @ second + STEADY * first.T @ first)
     system = penalty[fixed:, fixed:] + torch.diag(weights)

@@ -95,6 +95,15 @@ class _Observed:
     """The network's output for this frame (``--method hybrid|dice``), computed once: the
     frames a window shares with the next are solved twice."""
 
+    def detections(self) -> Detections:
+        """What the detector found, as it returned it (for the networks)."""
+        return Detections(
+            image_size=self.frame.rgb.shape[:2],
+            faces=[self.face] if self.face is not None else [],
+            hands=list(self.hands.values()),
+            person_mask=self.person_mask,
+        )
+
 
 FrameSink = Callable[[VideoFrame, Capture, dict[str, str]], None]
 """``sink(frame, capture, status)`` for every captured frame, in order (overlays, meshes)."""
@@ -447,14 +456,8 @@ class Tracker:
             if observed.face is None:
                 out.append(None)
                 continue
-            detections = Detections(
-                image_size=observed.frame.rgb.shape[:2],
-                faces=[observed.face],
-                hands=list(observed.hands.values()),
-                person_mask=observed.person_mask,
-            )
             if observed.learned is None:
-                observed.learned = self.guide(observed.frame.rgb, detections, K)
+                observed.learned = self.guide(observed.frame.rgb, observed.detections(), K)
             out.append(observed.learned)
         return out
 
