@@ -258,3 +258,18 @@ def test_full_capture_of_a_hand_well_in_front_reports_no_contact(scene):
     assert capture.hands["right"].min_distance_mm > 20.0
     assert np.abs(capture.face.deformation).max() == 0.0
     assert capture.face.contact.max() < 0.01 and capture.hands["right"].contact.max() < 0.01
+
+
+@pytest.mark.parametrize("offset", [0.008, 0.02])
+def test_back_out_lifts_a_deep_hand_to_the_limit_and_returns_its_distances(scene, offset):
+    reconstructor = Reconstructor(
+        head_model=scene.head_model, hand_models={"right": scene.hand_model}
+    )
+    pushed = scene.hand(offset)
+    depth_before = float(-scene.sdf(pushed.vertices).min())
+    assert depth_before > 0.007
+    hand, sdf = reconstructor._back_out(pushed, scene.head.vertices, 0.004)
+    fresh = scene.sdf(hand.vertices)
+    assert torch.allclose(sdf.double(), fresh, atol=1e-6)  # the distances of the returned hand
+    assert -float(fresh.min()) <= 0.004 + 1e-6
+    assert -float(fresh.min()) < depth_before

@@ -47,6 +47,9 @@ from handface.geometry.distance import point_mesh_distance
 from handface.models.face_areas import touched_areas
 from handface.render.rasterizer import rasterize
 
+_BACK_OUT_PATIENCE = 3
+"""A hand's back-out ends after this many steps that find no shallower placement."""
+
 
 @dataclass
 class ReconstructConfig:
@@ -420,16 +423,26 @@ class Reconstructor:
         """Move a hand out along the skin's normal until no vertex is deeper than ``limit``.
 
         What the solver cannot resolve (a fingertip past the lips into the mouth, a hand on the
-        eyeballs, which do not deform) would otherwise stay as interpenetration. Returns the
+        eyeballs, which do not deform) would otherwise stay as interpenetration. The shallowest
+        placement seen is kept, so a hand is never left deeper than it was found; the search
+        ends after ``_BACK_OUT_PATIENCE`` steps without a shallower one. Returns the
         hand and its signed distance to ``head_vertices`` (as :meth:`_hand_sdf`), so the caller
         does not measure it again.
         """
         faces = self.head_model.faces
+        best: tuple[HandFit, Tensor, float] | None = None
+        since_best = 0
         for attempt in range(9):
             sdf = self._hand_sdf(fit.vertices, head_vertices)
             depths = penetration_from_sdf(sdf)
             depth = float(depths.max())
-            if depth <= limit or attempt == 8:
+            if best is None or depth < best[2]:
+                best, since_best = (fit, sdf, depth), 0
+            else:
+                since_best += 1
+            # a hand wrapped around a crease has no way out along one direction: the steps
+            # then wander between its sides, and the shallowest placement seen is kept
+            if depth <= limit or attempt == 8 or since_best == _BACK_OUT_PATIENCE:
                 break
             # one direction for every vertex that is too deep (weighted by how deep): stepping
             # out of the deepest vertex alone swings between two sides of a crease (the lips)
@@ -442,7 +455,8 @@ class Reconstructor:
             way_out = way_out / way_out.norm().clamp_min(1e-9)
             step = (depth - 0.75 * limit) * way_out
             fit = fit.moved(fit.rotation, fit.params.transl[0] + step.float())
-        return fit, sdf
+        assert best is not None
+        return best[0], best[1]
 
     def _deform(
         self, head_vertices: Tensor, hand_fits: list[HandFit], initial: Tensor | None = None
