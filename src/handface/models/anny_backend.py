@@ -100,6 +100,8 @@ class AnnyHeadModel(HeadModel):
         self.register_buffer(
             "template_vertices", self._anny.template_vertices.clone(), persistent=False
         )
+        uv = self._anny.texture_coordinates.to(dtype)
+        self.face_uvs = uv[self._anny.face_texture_coordinate_indices].clone()
         self._bone = {
             name: self.joint_labels.index(name) for name in ("head", "jaw", "eye.L", "eye.R")
         }

@@ -171,6 +171,9 @@ class HeadModel(_ShapePrior, torch.nn.Module, abc.ABC):
     """The landmarks of :attr:`landmark_layout` fixed on the mesh surface (``None``: none)."""
     expression_bounds: tuple[float, float] | None = None
     """Range of every expression coefficient, or ``None`` (unbounded); 0 is always neutral."""
+    face_uvs: Float[Tensor, "F 3 2"] | None = None
+    """Texture coordinates of each triangle's corners (OBJ convention, see
+    :func:`handface.render.sample_texture`), or ``None``: the backend has no UV layout."""
 
     @abc.abstractmethod
     def forward(self, params: HeadParams) -> MeshOutput:
