@@ -8,6 +8,7 @@ exit code 2, never as a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 
 import tyro
 
+from handface import interrupt
 from handface.errors import HandfaceError
 
 DESCRIPTION = "handface: 3D hand-face interaction capture (meshes, contact, deformation) on a CPU."
@@ -501,28 +503,14 @@ Command = (
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
     command = tyro.cli(Command, args=argv, description=DESCRIPTION)
-    _exit_cleanly_on_sigterm()
+    # Ctrl-C and SIGTERM unwind (outputs staged in .partial folders are removed) and exit with
+    # one line and 128 + the signal number; the request is recorded for loops that check it
+    interrupt.install()
     try:
         command.main()
     except HandfaceError as error:
         print(f"handface: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("handface: interrupted; no partial output was kept", file=sys.stderr)
+        print(interrupt.MESSAGES[signal.SIGINT], file=sys.stderr)
         raise SystemExit(130) from None
-
-
-def _exit_cleanly_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C (its default kills the process where it stands, leaving a
-    half-written ``.partial`` staging folder behind): outputs are removed, exit status 143."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def terminate(signum, frame) -> None:
-        print("handface: terminated; no partial output was kept", file=sys.stderr)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)

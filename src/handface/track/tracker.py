@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
 
+from handface import interrupt
 from handface.capture import Capture
 from handface.detect.mediapipe_detector import Detections, FaceDetection, HandDetection
 from handface.detect.video import VideoFrame
@@ -188,6 +189,7 @@ class Tracker:
         lookahead = config.max_gap + 1
         try:
             for frame in frames:
+                interrupt.raise_if_requested()
                 if sequence is None:
                     height, width = frame.rgb.shape[:2]
                     camera = self._camera(width, height, K)
