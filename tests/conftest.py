@@ -65,3 +65,13 @@ def synth_sequence(tmp_path_factory):
         tmp_path_factory.mktemp("synth_seq") / "data", num=1, seed=5, frames=8, size=96,
         progress=False,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """One synthetic approach -> press -> hold -> release sequence of 8 frames (256 px), for
+    the tracking and avatar tests."""
+    from handface.synth import generate
+
+    return generate(tmp_path_factory.mktemp("clip") / "data", num=1, seed=5, frames=8,
+                    size=256, progress=False)  # fmt: skip

@@ -1,0 +1,172 @@
+"""The result type of ``handface avatar``: :class:`Avatar`, and how it poses and renders.
+
+An avatar is the person's head as the tracker fitted it (one shape; per frame pose and
+expression), its appearance (UV texture and spherical-harmonics lighting,
+:mod:`handface.avatar.appearance`), the hands' colours, and the hand-induced deformation (a PCA
+basis, per-frame codes and their decoder, :mod:`handface.avatar.hand_deformation`). The frames'
+hands are kept as posed meshes' parameters, so any frame re-renders with its deformation, and
+:meth:`Avatar.deform_for` gives the deformation for a hand placement no frame had.
+
+Saving and loading the folder is :mod:`handface.io.avatar_folder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from handface.avatar.appearance import Appearance
+from handface.avatar.hand_deformation import HandDeformation
+from handface.errors import InputError
+from handface.geometry.normals import vertex_normals
+from handface.models import HandParams, HeadParams
+from handface.render.interpolate import (
+    interpolate_at_pixels,
+    interpolate_face_attributes_at_pixels,
+    pixel_barycentrics,
+    scatter_to_image,
+)
+from handface.render.rasterizer import Scene
+from handface.render.shading import sample_texture
+from handface.render.spherical_harmonics import sh_irradiance
+
+AVATAR_SCHEMA_VERSION = 1
+"""Version of the avatar folder (``avatar.json``); bumped whenever a field changes meaning."""
+
+
+@dataclass
+class AvatarHands:
+    """One hand side over the frames: where it was tracked and its pose there."""
+
+    present: np.ndarray
+    """(T,) bool."""
+    global_orient: Float[np.ndarray, "T 3"]
+    transl: Float[np.ndarray, "T 3"]
+    articulation: Float[np.ndarray, "T A"]
+    color: tuple[float, float, float]
+    """The hand's albedo, fitted under the avatar's lighting."""
+
+
+@dataclass
+class Avatar:
+    """A head avatar with hand contacts (see the module docstring)."""
+
+    image_size: tuple[int, int]
+    """(width, height) of the avatar's frames (the working resolution)."""
+    K: Float[np.ndarray, "3 3"]
+    """Intrinsics at ``image_size``."""
+    fps: float
+    head_shape: Float[np.ndarray, " S"]
+    rotation: Float[np.ndarray, "T 3 3"]
+    """Per frame the head's rotation (canonical -> camera)."""
+    transl: Float[np.ndarray, "T 3"]
+    expression: Float[np.ndarray, "T E"]
+    frame_index: np.ndarray
+    """(T,) the video frame each avatar frame comes from."""
+    appearance: Appearance
+    deformation: HandDeformation
+    hands: dict[str, AvatarHands] = field(default_factory=dict)
+    basis_kind: str = "subject"
+    """``subject`` (simulated on this head) or ``dataset`` (``handface pca``)."""
+    source: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.rotation.shape[0])
+
+    def canonical_head(self, head_model, t: int, deformed: bool = True) -> Float[Tensor, "V 3"]:
+        """Frame ``t``'s head in its canonical frame (with its hand deformation)."""
+        self._check_frame(t)
+        params = HeadParams(
+            expression=torch.as_tensor(self.expression[t : t + 1], dtype=torch.float32),
+            shape=torch.as_tensor(self.head_shape[None], dtype=torch.float32),
+        )
+        with torch.no_grad():
+            canonical = head_model(params).extras["canonical_vertices"][0]
+        if deformed:
+            canonical = canonical + self.deformation.displacements()[t].to(canonical.dtype)
+        return canonical
+
+    def head_vertices(self, head_model, t: int, deformed: bool = True) -> Float[Tensor, "V 3"]:
+        """Frame ``t``'s head in the camera frame."""
+        canonical = self.canonical_head(head_model, t, deformed)
+        R = torch.as_tensor(self.rotation[t], dtype=canonical.dtype)
+        return canonical @ R.T + torch.as_tensor(self.transl[t], dtype=canonical.dtype)
+
+    def hand_meshes(self, hand_models, t: int) -> list[tuple[str, Tensor, Tensor]]:
+        """Frame ``t``'s hands: (side, camera-frame vertices, faces)."""
+        self._check_frame(t)
+        out = []
+        for side, hands in sorted(self.hands.items()):
+            if not hands.present[t]:
+                continue
+            model = hand_models[side]
+            params = HandParams(
+                global_orient=torch.as_tensor(hands.global_orient[t : t + 1]).float(),
+                transl=torch.as_tensor(hands.transl[t : t + 1]).float(),
+                articulation=torch.as_tensor(hands.articulation[t : t + 1]).float(),
+            )
+            with torch.no_grad():
+                out.append((side, model(params).vertices[0], model.faces))
+        return out
+
+    def render(
+        self, head_model, hand_models, t: int, *, deformed: bool = True, background: float = 0.0
+    ) -> np.ndarray:
+        """Frame ``t`` re-rendered (uint8 ``(H, W, 3)``): the textured head (with its hand
+        deformation unless ``deformed`` is false) and the hands in their colours, under the
+        avatar's lighting, hands occluding the face."""
+        head = self.head_vertices(head_model, t, deformed)
+        meshes = [(head, head_model.faces)]
+        colors = []
+        for side, vertices, faces in self.hand_meshes(hand_models, t):
+            meshes.append((vertices, faces))
+            colors.append(self.hands[side].color)
+        K = torch.as_tensor(self.K).float()
+        return render_scene(
+            self.appearance, head_model.face_uvs, meshes, colors, K, self.image_size, background
+        )
+
+    def _check_frame(self, t: int) -> None:
+        if not 0 <= t < len(self):
+            raise InputError(f"frame {t} is outside the avatar's {len(self)} frames")
+
+
+def render_scene(
+    appearance: Appearance,
+    face_uvs: Float[Tensor, "F 3 2"],
+    meshes: list[tuple[Tensor, Tensor]],
+    hand_colors: list[tuple[float, float, float]],
+    K: Float[Tensor, "3 3"],
+    image_size: tuple[int, int],
+    background: float = 0.0,
+) -> np.ndarray:
+    """The head (``meshes[0]``, textured) and hands (``meshes[1:]``, uniform ``hand_colors``)
+    rasterized together and lit by ``appearance.lighting``; uint8 ``(H, W, 3)``."""
+    width, height = image_size
+    scene = Scene.from_meshes([(v.float(), f) for v, f in meshes])
+    with torch.no_grad():
+        fragments = scene.rasterize(K, height, width)
+        pb = pixel_barycentrics(fragments, scene.vertices, scene.faces, K)
+        normals = vertex_normals(scene.vertices, scene.faces)
+        values = interpolate_at_pixels(pb, scene.faces, torch.cat([scene.vertices, normals], -1))
+        points, n = values[:, :3], values[:, 3:]
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        n = torch.where((n * points).sum(-1, keepdim=True) <= 0, n, -n)
+        object_id = fragments.object_id.reshape(-1)[pb.pixel]
+        head_faces = meshes[0][1].shape[0]
+        uv_table = torch.cat(
+            [face_uvs.float(), torch.zeros(scene.faces.shape[0] - head_faces, 3, 2)]
+        )
+        uv = interpolate_face_attributes_at_pixels(pb, uv_table)
+        albedo = sample_texture(appearance.texture, uv)
+        for index, color in enumerate(hand_colors, start=1):
+            albedo[object_id == index] = torch.tensor(color, dtype=albedo.dtype)
+        rgb = albedo * sh_irradiance(n, appearance.lighting)
+        image = scatter_to_image(pb, rgb, background)
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
