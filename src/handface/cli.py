@@ -522,6 +522,9 @@ class Avatar:
     """Frame rate of a folder of frames (default 30; videos carry their own)."""
     appearance_steps: int = 300
     """Adam steps of the texture and lighting fit."""
+    photometric_steps: int = 200
+    """Steps of the photometric refinement of every frame's pose with the texture (0: keep
+    the tracked poses)."""
     presses: int = 96
     """Simulated presses for the subject-specific basis."""
     deformation_steps: int = 300
@@ -547,9 +550,13 @@ class Avatar:
         for name in ("appearance_steps", "presses", "deformation_steps"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.photometric_steps < 0:
+            raise InputError("--photometric-steps must be 0 (off) or more")
         basis = DeformationBasis.load(self.basis) if self.basis is not None else None
         config = AvatarConfig(size=self.size)
         config.appearance = replace(config.appearance, iterations=self.appearance_steps)
+        config.refine_poses = self.photometric_steps > 0
+        config.photometric = replace(config.photometric, iterations=self.photometric_steps)
         config.subject_basis = replace(config.subject_basis, presses=self.presses)
         config.hand_deformation = replace(config.hand_deformation,
                                           iterations=self.deformation_steps)  # fmt: skip

@@ -14,7 +14,8 @@ from PIL import Image
 
 from handface.io.avatar_folder import FILES, load_avatar
 
-FAST = ["--fps", "30", "--appearance-steps", "80", "--presses", "8", "--deformation-steps", "30"]
+FAST = ["--fps", "30", "--appearance-steps", "80", "--photometric-steps", "60", "--presses", "8",
+        "--deformation-steps", "30"]  # fmt: skip
 
 
 def _handface(*args: str) -> subprocess.CompletedProcess:
@@ -39,6 +40,7 @@ def test_the_avatar_folder_is_complete_and_describes_itself(built, clip):
     figures = meta["figures"]
     assert figures["frames_with_hand_near_face"] >= 1  # the clip's press
     assert 0.0 < figures["photometric_l1"] < 0.2
+    assert 0.0 < figures["pose_correction_deg_median"] < 10.0
     assert f"avatar of {meta['frames']} frames" in result.stdout
     assert "Traceback" not in result.stderr
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import roma
 import torch
 from PIL import Image
 
@@ -30,6 +31,7 @@ from handface.avatar.hand_deformation import (
     fit_hand_deformation,
 )
 from handface.avatar.model import Avatar, AvatarHands
+from handface.avatar.photometric import PhotometricConfig, PoseCorrections, refine_photometric
 from handface.avatar.subject_basis import SubjectBasisConfig, contact_sites, subject_basis
 from handface.errors import InputError
 from handface.models.regions import face_regions_for
@@ -46,6 +48,10 @@ class AvatarConfig:
     contact_reach: float = 0.02
     """Face vertices within this of a tracked hand (metres) are where the subject basis presses."""
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    refine_poses: bool = True
+    """Correct each frame's tracked pose photometrically, with the texture
+    (:mod:`handface.avatar.photometric`); the hands move with the head."""
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     subject_basis: SubjectBasisConfig = field(default_factory=SubjectBasisConfig)
     hand_deformation: HandDeformationConfig = field(default_factory=HandDeformationConfig)
 
@@ -54,6 +60,7 @@ class AvatarConfig:
 class _Frame:
     index: int
     image: np.ndarray  # (h, w, 3) float32 in [0, 1], working size
+    person: np.ndarray | None  # (h, w) bool: MediaPipe's person segmentation, or None
     rotation: np.ndarray
     transl: np.ndarray
     expression: np.ndarray
@@ -80,6 +87,10 @@ class FrameCollector:
             self.scale = self.size / max(height, width)
         size = (max(2, round(width * self.scale)), max(2, round(height * self.scale)))
         image = np.asarray(Image.fromarray(capture.image).resize(size, Image.BILINEAR))
+        person = capture.extras.get("person_mask")
+        if person is not None:
+            person = np.asarray(person, np.float32)
+            person = np.asarray(Image.fromarray(person).resize(size, Image.BILINEAR)) > 0.5
         face = capture.face
         R = face.rotation.astype(np.float64)
         transl = np.asarray(face.params["transl"], np.float64).reshape(3)
@@ -95,6 +106,7 @@ class FrameCollector:
             _Frame(
                 index=int(frame.index),
                 image=image.astype(np.float32) / 255.0,
+                person=person,
                 rotation=R.astype(np.float32),
                 transl=transl.astype(np.float32),
                 expression=np.asarray(face.params["expression"], np.float32).reshape(-1),
@@ -158,6 +170,13 @@ def build_avatar(
     appearance_frames, hand_pixels = _appearance_frames(frames, faces, collector.hand_faces, K_t)
     appearance = fit_appearance(appearance_frames, faces, head_model.face_uvs,
                                 _with_progress(config.appearance, progress))  # fmt: skip
+    corrections = {}
+    if config.refine_poses:
+        refined = refine_photometric(appearance_frames, faces, head_model.face_uvs, appearance,
+                                     _with_progress(config.photometric, progress))  # fmt: skip
+        appearance = refined.appearance
+        corrections = _apply_corrections(frames, refined.poses)
+        _, hand_pixels = _appearance_frames(frames, faces, collector.hand_faces, K_t)
     hand_colors = _hand_colors(hand_pixels, appearance.lighting)
     timings["appearance_s"] = time.perf_counter() - tick
 
@@ -217,6 +236,7 @@ def build_avatar(
             "frames": count,
             "frames_with_hand_near_face": int(deformation.active.sum()),
             "photometric_l1": round(appearance.history[-1], 5),
+            **corrections,
             "texture_coverage": round(float(appearance.coverage.float().mean()), 4),
             "basis_heldout_explained": round(float(basis.heldout_explained[-1]), 4),
             "contact_surface_m2": last.get("surface"),
@@ -230,6 +250,33 @@ def _with_progress(config, progress: bool):
     from dataclasses import replace
 
     return replace(config, progress=progress)
+
+
+def _apply_corrections(frames: list[_Frame], poses: PoseCorrections) -> dict[str, float]:
+    """Move each frame's head and hands by its pose correction (about the head's centroid);
+    returns the corrections' medians."""
+    angles, shifts = [], []
+    for t, frame in enumerate(frames):
+        R_d = poses.rotation[t].double()
+        t_d = poses.translation[t].double()
+        R = torch.as_tensor(frame.rotation).double()
+        transl = torch.as_tensor(frame.transl).double()
+        centre = (frame.canonical.double() @ R.T + transl).mean(0)
+        frame.rotation = (R_d @ R).float().numpy()
+        frame.transl = (R_d @ (transl - centre) + centre + t_d).float().numpy()
+        for side, params in frame.hands.items():
+            R_h = roma.rotvec_to_rotmat(torch.as_tensor(params["global_orient"]).double())
+            t_h = torch.as_tensor(params["transl"]).double()
+            params["global_orient"] = roma.rotmat_to_rotvec(R_d @ R_h).float().numpy()
+            params["transl"] = (R_d @ (t_h - centre) + centre + t_d).float().numpy()
+            vertices = frame.hand_vertices[side].double()
+            frame.hand_vertices[side] = ((vertices - centre) @ R_d.T + centre + t_d).float()
+        angles.append(float(torch.rad2deg(roma.rotmat_to_rotvec(R_d).norm())))
+        shifts.append(1000.0 * float(t_d.norm()))
+    return {
+        "pose_correction_deg_median": round(float(np.median(angles)), 3),
+        "pose_correction_mm_median": round(float(np.median(shifts)), 3),
+    }
 
 
 def _contact_frame(frame: _Frame, hand_faces: dict[str, torch.Tensor]) -> ContactFrame:
@@ -254,7 +301,12 @@ def _appearance_frames(frames, faces, hand_faces, K):
         fragments = scene.rasterize(K, height, width)
         object_id = fragments.object_id
         image = torch.as_tensor(frame.image)
-        out.append(AppearanceFrame(head, K, image, object_id == 0))
+        # the head where nothing covers it, and where the photo shows the person (the tracked
+        # head can be larger than the real one: its border would learn the background)
+        visible = object_id == 0
+        if frame.person is not None:
+            visible &= torch.as_tensor(frame.person)
+        out.append(AppearanceFrame(head, K, image, visible))
         if sides:
             from handface.geometry.normals import vertex_normals
             from handface.render.interpolate import interpolate_at_pixels, pixel_barycentrics

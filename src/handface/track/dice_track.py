@@ -215,10 +215,7 @@ class DiceTracker(Tracker):
         height, width = observed.frame.rgb.shape[:2]
         capture.image_size = (width, height)
         capture.camera_source = state.camera.source
-        capture.image = observed.frame.rgb
-        capture.source = None
-        capture.mode = "dice"
-        capture.extras["touched_regions_by_hand"] = self._regions_by_hand(capture)
+        self._finish_capture(capture, observed)
         sequence.frames.append(self._record(capture, observed, status))
         if sink is not None:
             sink(observed.frame, capture, status)

@@ -107,7 +107,8 @@ class _Observed:
 
 
 FrameSink = Callable[[VideoFrame, Capture, dict[str, str]], None]
-"""``sink(frame, capture, status)`` for every captured frame, in order (overlays, meshes)."""
+"""``sink(frame, capture, status)`` for every captured frame, in order (overlays, meshes);
+``capture.extras["person_mask"]`` is MediaPipe's person probability for the frame (or None)."""
 
 
 class Tracker:
@@ -620,13 +621,19 @@ class Tracker:
             (observed.frame.rgb.shape[1], observed.frame.rgb.shape[0]), warnings,
             initial_deformation=initial,
         )  # fmt: skip
+        self._finish_capture(capture, observed)
+        if capture.face is not None:
+            state.previous_deformation = torch.as_tensor(capture.face.deformation)
+        return capture, status
+
+    def _finish_capture(self, capture: Capture, observed: _Observed) -> None:
+        """The fields every tracked frame's capture carries beyond a single image's: its
+        frame, the method, the areas per hand and the person mask (for the sink)."""
         capture.image = observed.frame.rgb
         capture.source = None
         capture.mode = "full" if self.method == "fit" else self.method
-        if capture.face is not None:
-            state.previous_deformation = torch.as_tensor(capture.face.deformation)
         capture.extras["touched_regions_by_hand"] = self._regions_by_hand(capture)
-        return capture, status
+        capture.extras["person_mask"] = observed.person_mask
 
     def _regions_by_hand(self, capture: Capture) -> dict[str, list[str]]:
         touching = [side for side, hand in capture.hands.items() if hand.touching]
