@@ -734,3 +734,159 @@ def _frames_of(paths: list[Path], fps: float):
 
 
 BENCHMARKS["track"] = bench_track
+
+
+def bench_avatar(
+    num: int = 1,
+    seed: int = 2468,
+    frames: int = 100,
+    data: Path | None = None,
+    basis_samples: int = 60,
+    avatar_config=None,
+) -> dict[str, float]:
+    """The avatar on synthetic videos with known geometry (METHOD.md §4's evaluation).
+
+    Renders ``num`` sequences of ``frames`` frames at 256² (seed ``seed``; or scores the
+    sequence dataset ``data``), builds an avatar from each with known intrinsics, holding out
+    every 5th frame's pixels, and scores four variants of its hand deformation: ``none``,
+    ``pca_tracked`` (the tracker's soft-tissue deformation projected on the dataset basis: PCA
+    without the contact loss), ``full`` (codes trained with the contact loss on a dataset
+    basis, the paper's recipe, learned here from ``basis_samples`` fresh synthetic contact
+    samples) and ``full_subject`` (the subject-specific basis, the default). Per variant:
+    ``psnr`` and ``ssim`` in the true face region of the held-out frames, ``face_err_mm`` (face
+    vertices against the true deformed face), ``deform_err_mm`` (where the true deformation
+    exceeds 0.5 mm), ``col_dist_mm`` and ``non_collision`` (the avatar's hands against its
+    deformed face); and ``minutes`` (build time per sequence), ``render_fps``.
+    ``avatar_config`` (an :class:`~handface.avatar.build.AvatarConfig`) replaces the defaults.
+    """
+    import tempfile
+    import time
+
+    import numpy as np
+    import torch
+
+    from handface.avatar.build import AvatarConfig, build_avatar
+    from handface.avatar.deformation_basis import fit_basis, load_deformations
+    from handface.avatar.hand_deformation import fit_hand_deformation
+    from handface.data.synth import SynthDataset, read_meta
+    from handface.errors import InputError
+    from handface.models import AnnyHandModel, default_head_model
+    from handface.synth.generate import generate
+
+    if frames < 10 and data is None:
+        raise InputError(f"bench avatar needs at least 10 frames per sequence, got {frames}")
+    figures: dict[str, float] = {}
+    config = avatar_config or AvatarConfig()
+    head_model = default_head_model()
+    hand_models = {side: AnnyHandModel(side) for side in ("left", "right")}
+    with tempfile.TemporaryDirectory(prefix="handface-bench-avatar-") as tmp:
+        root = Path(tmp)
+        if data is None:
+            data = generate(root / "data", num=num, seed=seed, frames=frames, size=256,
+                            workers=2, progress=False)  # fmt: skip
+            figures.update({"seed": seed, "num": num, "frames": frames})
+        pool = generate(root / "basis", num=basis_samples, seed=seed + 1, size=128, workers=2,
+                        progress=False)  # fmt: skip
+        train, _ = load_deformations(pool, heldout_every=0, progress=False)
+        dataset_basis = fit_basis(train, torch.zeros(0, *train.shape[1:]), 30)
+        dataset = SynthDataset(Path(data))
+        sequences: dict[int, list[str]] = {}
+        for item in read_meta(Path(data))["items"]:
+            sequences.setdefault(int(item["sequence"]), []).append(item["key"])
+        scores: dict[str, dict[str, list[float]]] = {}
+        minutes, render_seconds, rendered = [], 0.0, 0
+        for number, keys in enumerate(sorted(sequences.values())):
+            keys = sorted(keys)
+            folder = root / f"frames{number}"
+            folder.mkdir()
+            for i, key in enumerate(keys):
+                (folder / f"{i:05d}.png").symlink_to(Path(data) / "images" / f"{key}.png")
+            K = dataset[dataset.index_of(keys[0])].K.numpy()
+            tick = time.perf_counter()
+            avatar = build_avatar(
+                folder, config=config, K=K, fps=30.0, heldout_every=5, progress=False,
+                head_model=head_model,
+            )  # fmt: skip
+            minutes.append((time.perf_counter() - tick) / 60.0)
+            contact = avatar.contact_frames(head_model, hand_models)
+            with_dataset = fit_hand_deformation(
+                contact, head_model.faces, dataset_basis, config.hand_deformation
+            )
+            tracked = torch.as_tensor(avatar.tracked_deformation)
+            variants = {
+                "none": torch.zeros_like(tracked),
+                "pca_tracked": dataset_basis.apply(dataset_basis.project(tracked)),
+                "full": with_dataset.displacements().float(),
+                "full_subject": avatar.deformation.displacements().float(),
+            }
+            for name, deltas in variants.items():
+                part = scores.setdefault(name, {})
+                for key, value in _avatar_frame_scores(
+                    avatar, deltas, dataset, keys, head_model, hand_models
+                ).items():
+                    part.setdefault(key, []).extend(value)
+            tick = time.perf_counter()
+            for t in range(len(avatar)):
+                avatar.render(head_model, hand_models, t)
+            render_seconds += time.perf_counter() - tick
+            rendered += len(avatar)
+    for name, part in scores.items():
+        for key, values in part.items():
+            finite = [v for v in values if np.isfinite(v)]
+            figures[f"{name}_{key}"] = round(float(np.mean(finite)), 4) if finite else None
+    figures["minutes"] = round(float(np.mean(minutes)), 3)
+    figures["render_fps"] = round(rendered / max(render_seconds, 1e-9), 2)
+    return figures
+
+
+BENCHMARKS["avatar"] = bench_avatar
+
+
+def _avatar_frame_scores(avatar, deltas, dataset, keys, head_model, hand_models):
+    """Per-frame figures of one deformation variant (see :func:`bench_avatar`)."""
+    import torch
+
+    from handface.eval.image_metrics import masked_psnr, masked_ssim
+    from handface.eval.metrics import collision_distance, deformation_error
+    from handface.geometry.contact import COLLISION_DEPTH, penetration_depth
+    from handface.models.regions import load_face_regions
+    from handface.render.rasterizer import Scene
+
+    face = load_face_regions().mask("face_skin", "lips", "nose", "eyes")
+    face_triangles = face[head_model.faces].all(dim=1)
+    out: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "face_err_mm", "deform_err_mm",
+                                                   "col_dist_mm", "non_collision")}  # fmt: skip
+    for t in range(len(avatar)):
+        index = int(avatar.frame_index[t])
+        truth = dataset[dataset.index_of(keys[index])]
+        delta = deltas[t]
+        head = avatar.head_vertices(head_model, t, displacement=delta)
+        error = (head.double() - truth.face_vertices_deformed.double()).norm(dim=-1)[face]
+        out["face_err_mm"].append(1000.0 * float(error.mean()))
+        region = truth.deformation.norm(dim=-1) > 0.0005
+        if bool(region.any()):
+            out["deform_err_mm"].append(
+                1000.0
+                * float(deformation_error(delta.double(), truth.deformation.double(), region))
+            )
+        hands = avatar.hand_meshes(hand_models, t)
+        if hands:
+            depths = torch.cat([penetration_depth(v.double(), head.double(), head_model.faces)
+                                for _, v, _ in hands])  # fmt: skip
+            out["col_dist_mm"].append(1000.0 * float(collision_distance(depths)))
+            out["non_collision"].append(100.0 * float(not bool((depths > COLLISION_DEPTH).any())))
+        if index % 5 == 0:  # held out of the appearance and pose fits
+            meshes = [(truth.face_vertices_deformed.float(), truth.face_faces)]
+            meshes += [(h.vertices.float(), h.faces) for h in truth.hands.values()]
+            height, width = truth.image.shape[:2]
+            fragments = Scene.from_meshes(meshes).rasterize(truth.K.float(), height, width)
+            # object 0 is the face, whose triangles come first in the joined scene
+            triangle = fragments.face_index.clamp(0, len(face_triangles) - 1)
+            in_face = (fragments.object_id == 0) & face_triangles[triangle]
+            if bool(in_face.any()):
+                image = avatar.render(head_model, hand_models, t, displacement=delta)
+                rendered = torch.as_tensor(image).float() / 255.0
+                target = truth.image.float()
+                out["psnr"].append(masked_psnr(rendered, target, in_face))
+                out["ssim"].append(masked_ssim(rendered, target, in_face))
+    return {k: v for k, v in out.items()}

@@ -33,20 +33,22 @@ class Bench:
     dice (DICE network size, speed against MediaPipe, training samples/s), methods (fit, dice
     and hybrid on the same fresh synthetic images through the real detector), track (per-frame
     reconstruct against track on fresh synthetic sequences: per-frame metrics, accel_err_mm,
-    contact flips, speed).
+    contact flips, speed), avatar (avatars of synthetic videos with known geometry: held-out
+    PSNR/SSIM in the face region, face and deformation error, collisions, for four deformation
+    variants; build minutes and render_fps).
     """
 
     name: tyro.conf.Positional[str]
-    """Which benchmark to run: geometry, render, landmarks, synth, fit, dice, methods, photos
-    or track."""
+    """Which benchmark to run: geometry, render, landmarks, synth, fit, dice, methods, photos,
+    track or avatar."""
     json: bool = False
     """Print one JSON object instead of a table."""
     num: int | None = None
-    """fit, methods, track: number of synthetic samples (sequences) to render (default 200,
-    300, 20)."""
+    """fit, methods, track, avatar: number of synthetic samples (sequences) to render (default
+    200, 300, 20, 1)."""
     seed: int | None = None
-    """fit, methods, track: seed of the synthetic data (default 404, 777, 909: never used for
-    training or tuning)."""
+    """fit, methods, track, avatar: seed of the synthetic data (default 404, 777, 909, 2468:
+    never used for training or tuning)."""
     data: Path | None = None
     """fit, methods, track: score an existing synthetic dataset instead of rendering one."""
     out: Path | None = None
@@ -54,7 +56,7 @@ class Bench:
     checkpoint: Path | None = None
     """methods, photos, track: DICE weights (default: the network shipped with handface)."""
     frames: int | None = None
-    """track: frames per synthetic sequence (default 60)."""
+    """track, avatar: frames per synthetic sequence (default 60, 100)."""
     method: Literal["fit", "dice", "hybrid"] | None = None
     """track: the method run per frame and tracked (default fit)."""
 
@@ -508,6 +510,12 @@ class Avatar:
     basis: Path | None = None
     """A deformation basis from `handface pca` (default: one simulated on this person's head,
     pressed where the video's hands come near the face)."""
+    method: Literal["fit", "dice", "hybrid"] = "hybrid"
+    """How the video is tracked (as `handface track --method`): hybrid, the default, fits the
+    meshes with DICE's touch verdicts, which put touching hands on the face; fit's own contact
+    gate often leaves them centimetres away, and then the face never deforms."""
+    checkpoint: Path | None = None
+    """DICE weights for --method dice|hybrid (default: the network shipped with handface)."""
     size: int = 256
     """Long side of the avatar's frames in pixels (the paper: 256)."""
     start: int = 0
@@ -537,8 +545,8 @@ class Avatar:
 
         from handface.avatar.build import AvatarConfig, build_avatar
         from handface.avatar.deformation_basis import DeformationBasis
+        from handface.avatar.folder import save_avatar
         from handface.errors import InputError, OutputExistsError
-        from handface.io.avatar_folder import save_avatar
         from handface.models import default_head_model
 
         if self.out.exists() and not self.overwrite:
@@ -561,8 +569,11 @@ class Avatar:
         config.hand_deformation = replace(config.hand_deformation,
                                           iterations=self.deformation_steps)  # fmt: skip
         head_model = default_head_model()
+        if self.checkpoint is not None and self.method == "fit":
+            raise InputError("--checkpoint goes with --method dice or hybrid")
         avatar = build_avatar(self.video, config=config, basis=basis, start=self.start,
                               end=self.end, stride=self.stride, focal=self.focal, fps=self.fps,
+                              method=self.method, checkpoint=self.checkpoint,
                               head_model=head_model)  # fmt: skip
         save_avatar(avatar, self.out, head_model, overwrite=self.overwrite)
         figures = avatar.figures

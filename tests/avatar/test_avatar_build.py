@@ -12,7 +12,7 @@ import torch
 import trimesh
 from PIL import Image
 
-from handface.io.avatar_folder import FILES, load_avatar
+from handface.avatar.folder import FILES, load_avatar
 
 FAST = ["--fps", "30", "--appearance-steps", "80", "--photometric-steps", "60", "--presses", "8",
         "--deformation-steps", "30"]  # fmt: skip

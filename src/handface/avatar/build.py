@@ -67,6 +67,7 @@ class _Frame:
     canonical: torch.Tensor  # (V, 3) undeformed
     hands: dict[str, dict[str, np.ndarray]]  # side -> params
     hand_vertices: dict[str, torch.Tensor]  # side -> camera-frame vertices
+    tracked_deformation: np.ndarray  # (V, 3) the tracker's soft-tissue D (canonical)
 
 
 class FrameCollector:
@@ -113,6 +114,7 @@ class FrameCollector:
                 canonical=canonical,
                 hands=hands,
                 hand_vertices=hand_vertices,
+                tracked_deformation=np.asarray(face.deformation, np.float32),
             )
         )
 
@@ -127,18 +129,28 @@ def build_avatar(
     stride: int = 1,
     focal: float | None = None,
     fps: float | None = None,
+    K: np.ndarray | None = None,
+    heldout_every: int = 0,
+    method: str = "hybrid",
+    checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
     head_model=None,
 ) -> Avatar:
     """Learn an avatar from a video (method: module docstring). ``basis``: a dataset basis
-    (``handface pca``) instead of the subject-specific one.
+    (``handface pca``) instead of the subject-specific one; ``K``: known intrinsics of the
+    video; ``heldout_every``: frames whose index is a multiple of it are tracked and get
+    deformation codes (from geometry alone) but their pixels are kept out of the appearance
+    and pose fits (for evaluation). ``method``: the tracker
+    (:func:`handface.track.run.make_tracker`; ``hybrid`` by default: the fit's meshes with
+    DICE's touch verdicts, which put the hands on the face where the fit's own gate leaves
+    them centimetres away).
 
     Raises:
         InputError: an unreadable video, or no frame where the face is found.
     """
     from handface.detect.video import FrameReader
     from handface.models import default_head_model
-    from handface.track.tracker import TrackConfig, Tracker
+    from handface.track.run import make_tracker
 
     config = config or AvatarConfig()
     timings: dict[str, float] = {}
@@ -146,9 +158,10 @@ def build_avatar(
     reader = FrameReader(video, start=start, end=end, stride=stride, fps=fps)
     collector = FrameCollector(config.size)
     try:
-        tracker = Tracker(TrackConfig(focal=focal))
+        tracker = make_tracker(method, checkpoint=checkpoint, focal=focal)
         sequence = tracker.run(
             reader, fps=reader.fps, sink=collector, progress=progress, source=str(video),
+            K=None if K is None else torch.as_tensor(K, dtype=torch.float64),
             total=len(reader.indices) if reader.indices is not None else None,
         )  # fmt: skip
     finally:
@@ -167,7 +180,10 @@ def build_avatar(
     height, width = frames[0].image.shape[:2]
 
     tick = time.perf_counter()
-    appearance_frames, hand_pixels = _appearance_frames(frames, faces, collector.hand_faces, K_t)
+    seen = [f for f in frames if not (heldout_every and f.index % heldout_every == 0)]
+    if not seen:
+        raise InputError("every frame is held out; lower heldout_every")
+    appearance_frames, hand_pixels = _appearance_frames(seen, faces, collector.hand_faces, K_t)
     appearance = fit_appearance(appearance_frames, faces, head_model.face_uvs,
                                 _with_progress(config.appearance, progress))  # fmt: skip
     corrections = {}
@@ -175,8 +191,8 @@ def build_avatar(
         refined = refine_photometric(appearance_frames, faces, head_model.face_uvs, appearance,
                                      _with_progress(config.photometric, progress))  # fmt: skip
         appearance = refined.appearance
-        corrections = _apply_corrections(frames, refined.poses)
-        _, hand_pixels = _appearance_frames(frames, faces, collector.hand_faces, K_t)
+        corrections = _apply_corrections(seen, refined.poses)
+        _, hand_pixels = _appearance_frames(seen, faces, collector.hand_faces, K_t)
     hand_colors = _hand_colors(hand_pixels, appearance.lighting)
     timings["appearance_s"] = time.perf_counter() - tick
 
@@ -232,6 +248,7 @@ def build_avatar(
         hands=hands,
         basis_kind=kind,
         source=str(video),
+        tracked_deformation=np.stack([f.tracked_deformation for f in frames]),
         figures={
             "frames": count,
             "frames_with_hand_near_face": int(deformation.active.sum()),

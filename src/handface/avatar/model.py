@@ -7,7 +7,7 @@ basis, per-frame codes and their decoder, :mod:`handface.avatar.hand_deformation
 hands are kept as posed meshes' parameters, so any frame re-renders with its deformation, and
 :meth:`Avatar.deform_for` gives the deformation for a hand placement no frame had.
 
-Saving and loading the folder is :mod:`handface.io.avatar_folder`.
+Saving and loading the folder is :mod:`handface.avatar.folder`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from handface.avatar.appearance import Appearance
-from handface.avatar.hand_deformation import HandDeformation
+from handface.avatar.hand_deformation import ContactFrame, HandDeformation
 from handface.errors import InputError
 from handface.geometry.normals import vertex_normals
 from handface.models import HandParams, HeadParams
@@ -75,12 +75,18 @@ class Avatar:
     """``subject`` (simulated on this head) or ``dataset`` (``handface pca``)."""
     source: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    tracked_deformation: Float[np.ndarray, "T V 3"] | None = None
+    """The tracker's soft-tissue deformation per frame (head canonical frame), kept by
+    :func:`~handface.avatar.build.build_avatar` for comparisons; not saved in the folder."""
 
     def __len__(self) -> int:
         return int(self.rotation.shape[0])
 
-    def canonical_head(self, head_model, t: int, deformed: bool = True) -> Float[Tensor, "V 3"]:
-        """Frame ``t``'s head in its canonical frame (with its hand deformation)."""
+    def canonical_head(
+        self, head_model, t: int, deformed: bool = True, displacement: Tensor | None = None
+    ) -> Float[Tensor, "V 3"]:
+        """Frame ``t``'s head in its canonical frame, with its hand deformation (or with
+        ``displacement`` instead, or none when ``deformed`` is false)."""
         self._check_frame(t)
         params = HeadParams(
             expression=torch.as_tensor(self.expression[t : t + 1], dtype=torch.float32),
@@ -88,13 +94,18 @@ class Avatar:
         )
         with torch.no_grad():
             canonical = head_model(params).extras["canonical_vertices"][0]
-        if deformed:
-            canonical = canonical + self.deformation.displacements()[t].to(canonical.dtype)
+        if displacement is not None:
+            canonical = canonical + displacement.to(canonical.dtype)
+        elif deformed:
+            canonical = canonical + self.deformation.displacement(t).to(canonical.dtype)
         return canonical
 
-    def head_vertices(self, head_model, t: int, deformed: bool = True) -> Float[Tensor, "V 3"]:
-        """Frame ``t``'s head in the camera frame."""
-        canonical = self.canonical_head(head_model, t, deformed)
+    def head_vertices(
+        self, head_model, t: int, deformed: bool = True, displacement: Tensor | None = None
+    ) -> Float[Tensor, "V 3"]:
+        """Frame ``t``'s head in the camera frame (``deformed``, ``displacement``: as
+        :meth:`canonical_head`)."""
+        canonical = self.canonical_head(head_model, t, deformed, displacement)
         R = torch.as_tensor(self.rotation[t], dtype=canonical.dtype)
         return canonical @ R.T + torch.as_tensor(self.transl[t], dtype=canonical.dtype)
 
@@ -115,13 +126,33 @@ class Avatar:
                 out.append((side, model(params).vertices[0], model.faces))
         return out
 
+    def contact_frames(self, head_model, hand_models) -> list[ContactFrame]:
+        """Every frame's undeformed head and hands in the head's canonical frame: what
+        :func:`~handface.avatar.hand_deformation.fit_hand_deformation` trains on."""
+        out = []
+        for t in range(len(self)):
+            R = torch.as_tensor(self.rotation[t]).double()
+            transl = torch.as_tensor(self.transl[t]).double()
+            hands = [((vertices.double() - transl) @ R, faces)
+                     for _, vertices, faces in self.hand_meshes(hand_models, t)]  # fmt: skip
+            out.append(ContactFrame(self.canonical_head(head_model, t, deformed=False).double(),
+                                    hands))  # fmt: skip
+        return out
+
     def render(
-        self, head_model, hand_models, t: int, *, deformed: bool = True, background: float = 0.0
+        self,
+        head_model,
+        hand_models,
+        t: int,
+        *,
+        deformed: bool = True,
+        displacement: Tensor | None = None,
+        background: float = 0.0,
     ) -> np.ndarray:
         """Frame ``t`` re-rendered (uint8 ``(H, W, 3)``): the textured head (with its hand
-        deformation unless ``deformed`` is false) and the hands in their colours, under the
-        avatar's lighting, hands occluding the face."""
-        head = self.head_vertices(head_model, t, deformed)
+        deformation unless ``deformed`` is false, or with ``displacement``) and the hands in
+        their colours, under the avatar's lighting, hands occluding the face."""
+        head = self.head_vertices(head_model, t, deformed, displacement)
         meshes = [(head, head_model.faces)]
         colors = []
         for side, vertices, faces in self.hand_meshes(hand_models, t):

@@ -26,7 +26,7 @@ def render_video(
     returns the frame count and the seconds spent rendering (``render_fps`` = their ratio)."""
     from tqdm import tqdm
 
-    from handface.io.avatar_folder import load_avatar
+    from handface.avatar.folder import load_avatar
     from handface.models import AnnyHandModel, default_head_model
     from handface.viz.sequence_overlay import OverlayVideoWriter
 

@@ -65,19 +65,8 @@ def track_video(
         from handface.errors import OutputExistsError
 
         raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    if tracker is None and method == "dice":
-        from handface.track.dice_track import DiceTracker
-
-        tracker = DiceTracker(config or TrackConfig(focal=focal), checkpoint=checkpoint)
     if tracker is None:
-        config = config or TrackConfig(focal=focal)
-        guide = None
-        if method == "hybrid":
-            from handface.dice.predictor import DicePredictor
-            from handface.hybrid import dice_guide
-
-            guide = dice_guide(DicePredictor(checkpoint, focal=focal))
-        tracker = Tracker(config, guide=guide)
+        tracker = make_tracker(method, checkpoint=checkpoint, focal=focal, config=config)
     kwargs = dict(
         fps=reader.fps,
         total=len(reader.indices) if reader.indices is not None else None,
@@ -93,6 +82,31 @@ def track_video(
         return _track_to_folder(tracker, reader, Path(out), overwrite, meshes, kwargs)
     finally:
         reader.close()
+
+
+def make_tracker(
+    method: Literal["fit", "dice", "hybrid"] = "fit",
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    focal: float | None = None,
+    config: TrackConfig | None = None,
+) -> Tracker:
+    """The tracker of ``method`` (see :func:`track_video`), with DICE weights ``checkpoint``
+    (default: the shipped network) for ``dice`` and ``hybrid``."""
+    if method not in ("fit", "dice", "hybrid"):
+        raise InputError(f"--method {method}: tracking supports fit, dice and hybrid")
+    config = config or TrackConfig(focal=focal)
+    if method == "dice":
+        from handface.track.dice_track import DiceTracker
+
+        return DiceTracker(config, checkpoint=checkpoint)
+    guide = None
+    if method == "hybrid":
+        from handface.dice.predictor import DicePredictor
+        from handface.hybrid import dice_guide
+
+        guide = dice_guide(DicePredictor(checkpoint, focal=focal))
+    return Tracker(config, guide=guide)
 
 
 def _track_to_folder(tracker, reader, out: Path, overwrite, meshes, kwargs) -> Sequence:
