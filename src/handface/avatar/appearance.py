@@ -25,16 +25,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from handface.errors import InputError
-from handface.geometry.normals import vertex_normals
 from handface.render.interpolate import (
     PixelBarycentrics,
-    interpolate_at_pixels,
     interpolate_face_attributes_at_pixels,
     pixel_barycentrics,
     scatter_to_image,
 )
 from handface.render.rasterizer import rasterize
-from handface.render.shading import sample_texture
+from handface.render.shading import pixel_surface, sample_texture
 from handface.render.spherical_harmonics import SH_COEFFICIENTS, sh_irradiance
 
 
@@ -96,11 +94,7 @@ def _surface(
     frame, facing the camera) of the surface it shows."""
     fragments = rasterize(vertices, faces, K, height, width)
     pb = pixel_barycentrics(fragments, vertices, faces, K)
-    normals = vertex_normals(vertices, faces)
-    values = interpolate_at_pixels(pb, faces, torch.cat([vertices, normals], dim=-1))
-    points, n = values[:, :3], values[:, 3:]
-    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    n = torch.where((n * points).sum(-1, keepdim=True) <= 0, n, -n)
+    _, n = pixel_surface(pb, vertices, faces)
     uv = interpolate_face_attributes_at_pixels(pb, face_uvs.to(vertices.dtype))
     return pb, uv, n
 

@@ -35,7 +35,9 @@ from handface.avatar.photometric import PhotometricConfig, PoseCorrections, refi
 from handface.avatar.subject_basis import SubjectBasisConfig, contact_sites, subject_basis
 from handface.errors import InputError
 from handface.models.regions import face_regions_for
+from handface.render.interpolate import pixel_barycentrics
 from handface.render.rasterizer import Scene
+from handface.render.shading import pixel_surface
 from handface.render.spherical_harmonics import sh_irradiance
 
 
@@ -325,16 +327,8 @@ def _appearance_frames(frames, faces, hand_faces, K):
             visible &= torch.as_tensor(frame.person)
         out.append(AppearanceFrame(head, K, image, visible))
         if sides:
-            from handface.geometry.normals import vertex_normals
-            from handface.render.interpolate import interpolate_at_pixels, pixel_barycentrics
-
             pb = pixel_barycentrics(fragments, scene.vertices, scene.faces, K)
-            normals = vertex_normals(scene.vertices, scene.faces)
-            values = interpolate_at_pixels(
-                pb, scene.faces, torch.cat([scene.vertices, normals], -1)
-            )
-            n = values[:, 3:] / values[:, 3:].norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            n = torch.where((n * values[:, :3]).sum(-1, keepdim=True) <= 0, n, -n)
+            _, n = pixel_surface(pb, scene.vertices, scene.faces)
             ids = object_id.reshape(-1)[pb.pixel]
             colours = image.reshape(-1, 3)[pb.pixel]
             for k, side in enumerate(sides, start=1):

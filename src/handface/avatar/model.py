@@ -23,16 +23,14 @@ from torch import Tensor
 from handface.avatar.appearance import Appearance
 from handface.avatar.hand_deformation import ContactFrame, HandDeformation
 from handface.errors import InputError
-from handface.geometry.normals import vertex_normals
 from handface.models import HandParams, HeadParams
 from handface.render.interpolate import (
-    interpolate_at_pixels,
     interpolate_face_attributes_at_pixels,
     pixel_barycentrics,
     scatter_to_image,
 )
 from handface.render.rasterizer import Scene
-from handface.render.shading import sample_texture
+from handface.render.shading import pixel_surface, sample_texture
 from handface.render.spherical_harmonics import sh_irradiance
 
 AVATAR_SCHEMA_VERSION = 1
@@ -184,11 +182,7 @@ def render_scene(
     with torch.no_grad():
         fragments = scene.rasterize(K, height, width)
         pb = pixel_barycentrics(fragments, scene.vertices, scene.faces, K)
-        normals = vertex_normals(scene.vertices, scene.faces)
-        values = interpolate_at_pixels(pb, scene.faces, torch.cat([scene.vertices, normals], -1))
-        points, n = values[:, :3], values[:, 3:]
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        n = torch.where((n * points).sum(-1, keepdim=True) <= 0, n, -n)
+        _, n = pixel_surface(pb, scene.vertices, scene.faces)
         object_id = fragments.object_id.reshape(-1)[pb.pixel]
         head_faces = meshes[0][1].shape[0]
         uv_table = torch.cat(

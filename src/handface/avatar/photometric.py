@@ -32,14 +32,12 @@ from handface.avatar.appearance import (
     _total_variation,
 )
 from handface.errors import InputError
-from handface.geometry.normals import vertex_normals
 from handface.render.interpolate import (
-    interpolate_at_pixels,
     interpolate_face_attributes_at_pixels,
     pixel_barycentrics,
 )
 from handface.render.rasterizer import rasterize
-from handface.render.shading import sample_texture
+from handface.render.shading import pixel_surface, sample_texture
 from handface.render.spherical_harmonics import sh_irradiance
 
 
@@ -137,10 +135,7 @@ def refine_photometric(
                 age[t] = 0
             age[t] += 1
             pb = pixel_barycentrics(fragments[t], vertices, faces, frames[t].K.float())
-            normals = vertex_normals(vertices, faces)
-            values = interpolate_at_pixels(pb, faces, torch.cat([vertices, normals], -1))
-            n = values[:, 3:] / values[:, 3:].norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            n = torch.where((n * values[:, :3]).sum(-1, keepdim=True) <= 0, n, -n)
+            _, n = pixel_surface(pb, vertices, faces)
             uv = interpolate_face_attributes_at_pixels(pb, uvs)
             keep = torch.ones(pb.pixel.shape[0], dtype=torch.bool)
             if masks[t] is not None:

@@ -22,6 +22,7 @@ from torch import Tensor
 from handface.errors import InputError
 from handface.geometry.normals import vertex_normals
 from handface.render.interpolate import (
+    PixelBarycentrics,
     interpolate_at_pixels,
     interpolate_face_attributes_at_pixels,
     pixel_barycentrics,
@@ -131,12 +132,25 @@ def render_normals(
     face the camera (back faces of open meshes such as the neck shade like front faces).
     """
     pb = pixel_barycentrics(fragments, vertices_cam, faces, K)
+    _, n = pixel_surface(pb, vertices_cam, faces, normals=normals, two_sided=two_sided)
+    return scatter_to_image(pb, n, 0.0)
+
+
+def pixel_surface(
+    pb: PixelBarycentrics,
+    vertices_cam: Float[Tensor, "*batch V 3"],
+    faces: Int[Tensor, "F 3"],
+    *,
+    normals: Float[Tensor, "*batch V 3"] | None = None,
+    two_sided: bool = True,
+) -> tuple[Float[Tensor, "N 3"], Float[Tensor, "N 3"]]:
+    """The camera-frame point and unit normal each covered pixel (``pb.pixel``) shows;
+    differentiable in the vertices. ``normals`` and ``two_sided`` as :func:`render_normals`."""
     if normals is None:
         normals = vertex_normals(vertices_cam, faces)
     attrs = torch.cat([vertices_cam, normals.to(vertices_cam.dtype)], dim=-1)
     values = interpolate_at_pixels(pb, faces, attrs)
-    n = _facing_normals(values[:, :3], values[:, 3:], two_sided)
-    return scatter_to_image(pb, n, 0.0)
+    return values[:, :3], _facing_normals(values[:, :3], values[:, 3:], two_sided)
 
 
 def _facing_normals(points: Tensor, normals: Tensor, two_sided: bool) -> Tensor:
