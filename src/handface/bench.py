@@ -889,4 +889,4 @@ def _avatar_frame_scores(avatar, deltas, dataset, keys, head_model, hand_models)
                 target = truth.image.float()
                 out["psnr"].append(masked_psnr(rendered, target, in_face))
                 out["ssim"].append(masked_ssim(rendered, target, in_face))
-    return {k: v for k, v in out.items()}
+    return out

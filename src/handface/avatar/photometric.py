@@ -29,6 +29,7 @@ from handface.avatar.appearance import (
     Appearance,
     AppearanceFrame,
     _coverage,
+    _surface,
     _total_variation,
 )
 from handface.errors import InputError
@@ -73,9 +74,7 @@ class PoseCorrections:
     translation: Float[Tensor, "T 3"]
 
     def apply(self, t: int, vertices: Float[Tensor, "V 3"]) -> Float[Tensor, "V 3"]:
-        centre = vertices.mean(0, keepdim=True)
-        R = self.rotation[t].to(vertices.dtype)
-        return (vertices - centre) @ R.T + centre + self.translation[t].to(vertices.dtype)
+        return _about_centroid(vertices, self.rotation[t], self.translation[t])
 
 
 @dataclass
@@ -156,9 +155,7 @@ def refine_photometric(
         for t in range(count):
             vertices = _corrected(frames[t].vertices.float(), rotvec[t], translation[t])
             height, width = frames[t].image.shape[:2]
-            fr = rasterize(vertices, faces, frames[t].K.float(), height, width)
-            pb = pixel_barycentrics(fr, vertices, faces, frames[t].K.float())
-            uv = interpolate_face_attributes_at_pixels(pb, uvs)
+            pb, uv, _ = _surface(vertices, faces, uvs, frames[t].K.float(), height, width)
             if masks[t] is not None:
                 uv = uv[masks[t][pb.pixel]]
             uv_all.append(uv)
@@ -173,6 +170,11 @@ def refine_photometric(
 
 
 def _corrected(vertices: Tensor, rotvec: Tensor, translation: Tensor) -> Tensor:
+    return _about_centroid(vertices, roma.rotvec_to_rotmat(rotvec), translation)
+
+
+def _about_centroid(vertices: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+    """``(v - c) @ R^T + c + t`` with ``c`` the vertices' centroid (held fixed for gradients)."""
     centre = vertices.detach().mean(0, keepdim=True)
-    R = roma.rotvec_to_rotmat(rotvec)
-    return (vertices - centre) @ R.T + centre + translation
+    rotation, translation = rotation.to(vertices.dtype), translation.to(vertices.dtype)
+    return (vertices - centre) @ rotation.T + centre + translation
