@@ -586,7 +586,8 @@ class Avatar:
 @dataclass
 class AvatarRender:
     """Re-render an avatar's frames (the textured head with its hand deformation, and the
-    hands, under the avatar's lighting) as an MP4 video."""
+    hands, under the avatar's lighting) as an MP4 video; with --hand-pose, with hands placed
+    anew and the deformation they cause."""
 
     avatar: tyro.conf.Positional[Path]
     """An avatar folder (written by `handface avatar VIDEO --out AVATAR`)."""
@@ -600,6 +601,16 @@ class AvatarRender:
     """Render every K-th frame."""
     no_deformation: bool = False
     """Render the head without its hand deformation (for comparison)."""
+    hand_pose: Path | None = None
+    """A hand pose file (JSON, hands in the head's frame; `handface avatar hands` writes the
+    avatar's own as a start) whose hands replace the frames': one pose per rendered frame, or
+    one for all. Their deformation is computed anew (see --placement), not taken from a stored
+    frame."""
+    placement: Literal["physics", "contact"] = "physics"
+    """How --hand-pose hands deform the face: physics (the soft-tissue solver on this person's
+    head; the skin ends outside the hands) or contact (the avatar paper's way: a code optimised
+    with the contact loss through the avatar's decoder and basis; weaker, a deep hand stays
+    partly inside)."""
     overwrite: bool = False
     """Replace --out if it exists."""
 
@@ -608,9 +619,88 @@ class AvatarRender:
 
         count, seconds = render_video(
             self.avatar, self.out, start=self.start, end=self.end, stride=self.stride,
-            deformed=not self.no_deformation, overwrite=self.overwrite,
+            deformed=not self.no_deformation, hand_poses=self.hand_pose,
+            placement=self.placement, overwrite=self.overwrite,
         )  # fmt: skip
         print(f"{self.avatar}: {count} frames rendered in {seconds:.1f} s -> {self.out}")
+
+
+@dataclass
+class AvatarHands:
+    """Write an avatar's own hand poses, moved into the head's frame, as a hand pose file: the
+    format `handface avatar render --hand-pose` reads. Edit it to place hands anew (e.g. move a
+    hand's "transl" a few millimetres into the cheek)."""
+
+    avatar: tyro.conf.Positional[Path]
+    """An avatar folder."""
+    out: Path
+    """The hand pose file to write (.json)."""
+    start: int = 0
+    """First avatar frame."""
+    end: int | None = None
+    """Stop before this avatar frame (default: the last)."""
+    stride: int = 1
+    """Every K-th frame."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+    def main(self) -> None:
+        from handface.avatar.folder import load_avatar
+        from handface.avatar.hand_poses import avatar_hand_poses, write_hand_poses
+        from handface.errors import InputError, OutputExistsError
+
+        if self.out.suffix.lower() != ".json":
+            raise InputError(f"{self.out}: hand poses are written as .json; name it so")
+        if self.out.exists() and not self.overwrite:
+            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
+                                    "--overwrite")  # fmt: skip
+        if self.stride < 1:
+            raise InputError(f"--stride must be at least 1, got {self.stride}")
+        avatar = load_avatar(self.avatar)
+        frames = range(len(avatar))[self.start : self.end : self.stride]
+        if not len(frames):
+            raise InputError(f"no avatar frame in {self.start}:{self.end}:{self.stride} (it has "
+                             f"{len(avatar)})")  # fmt: skip
+        poses = avatar_hand_poses(avatar, frames)
+        write_hand_poses(self.out, poses)
+        with_hands = sum(bool(p) for p in poses)
+        print(f"{self.avatar}: hand poses of {len(poses)} frames ({with_hands} with hands) -> "
+              f"{self.out}")  # fmt: skip
+
+
+@dataclass
+class AvatarExport:
+    """Export an avatar as a binary glTF file (opens in Blender, three.js, model viewers): the
+    textured head at rest, or with --frame, that frame's head (expression and hand
+    deformation) and hands in their colours, seen from the video's camera."""
+
+    avatar: tyro.conf.Positional[Path]
+    """An avatar folder."""
+    out: Path
+    """The file to write (.glb)."""
+    frame: int | None = None
+    """Avatar frame to export posed, with its hands (default: the head at rest)."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+    def main(self) -> None:
+        from handface.avatar.folder import load_avatar
+        from handface.errors import InputError, OutputExistsError
+        from handface.export.avatar import export_avatar_glb
+        from handface.models import AnnyHandModel, default_head_model
+
+        if self.out.suffix.lower() != ".glb":
+            raise InputError(f"{self.out}: the export is binary glTF; name it .glb")
+        if self.out.exists() and not self.overwrite:
+            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
+                                    "--overwrite")  # fmt: skip
+        avatar = load_avatar(self.avatar)
+        if self.frame is not None and not 0 <= self.frame < len(avatar):
+            raise InputError(f"--frame {self.frame} is outside the avatar's {len(avatar)} frames")
+        hand_models = {side: AnnyHandModel(side) for side in avatar.hands}
+        export_avatar_glb(avatar, default_head_model(), hand_models, self.out, self.frame)
+        what = "head at rest" if self.frame is None else f"frame {self.frame}"
+        print(f"{self.avatar}: {what} -> {self.out}")
 
 
 Command = (
@@ -618,6 +708,8 @@ Command = (
     | Annotated[Track, tyro.conf.subcommand("track")]
     | Annotated[Avatar, tyro.conf.subcommand("avatar")]
     | Annotated[AvatarRender, tyro.conf.subcommand("avatar-render")]
+    | Annotated[AvatarHands, tyro.conf.subcommand("avatar-hands")]
+    | Annotated[AvatarExport, tyro.conf.subcommand("avatar-export")]
     | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]
@@ -630,8 +722,8 @@ Command = (
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["avatar", "render"]:  # `handface avatar render AVATAR` as documented
-        argv = ["avatar-render", *argv[2:]]
+    if argv[:1] == ["avatar"] and argv[1:2] in (["render"], ["hands"], ["export"]):
+        argv = [f"avatar-{argv[1]}", *argv[2:]]  # `handface avatar render AVATAR` as documented
     command = tyro.cli(Command, args=argv, description=DESCRIPTION)
     # Ctrl-C and SIGTERM unwind (outputs staged in .partial folders are removed) and exit with
     # one line and 128 + the signal number; the request is recorded for loops that check it

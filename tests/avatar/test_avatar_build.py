@@ -91,9 +91,125 @@ def test_render_writes_a_video_of_every_frame(built, tmp_path):
     assert frames == 8
 
 
+def test_the_folder_head_glb_is_the_textured_head_upright(built):
+    out, _ = built
+    scene = trimesh.load(out / "head.glb", process=False)
+    (mesh,) = scene.geometry.values()
+    assert mesh.faces.shape == (9014, 3) and mesh.visual.uv is not None
+    assert mesh.visual.material.baseColorTexture is not None
+    extent = mesh.vertices.max(0) - mesh.vertices.min(0)
+    assert extent[1] == extent.max()  # glTF: the head's height is along Y
+
+
+def _decoded(video) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(video)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_hand_poses_in_the_head_frame_give_back_the_frames_hands(built, head_model):
+    from handface.avatar.hand_poses import avatar_hand_poses, placed_hands
+    from handface.models import AnnyHandModel
+
+    out, _ = built
+    avatar = load_avatar(out)
+    hands = {side: AnnyHandModel(side) for side in ("left", "right")}
+    poses = avatar_hand_poses(avatar)
+    assert len(poses) == len(avatar) and any(poses)
+    for t, pose in enumerate(poses):
+        own = avatar.hand_meshes(hands, t)
+        placed = placed_hands(avatar, hands, t, pose)
+        assert [side for side, _, _ in placed] == [side for side, _, _ in own]
+        for (_, a, _), (_, b, _) in zip(placed, own, strict=True):
+            assert (a - b).abs().max() < 1e-5  # metres
+
+
+def test_a_hand_placed_into_the_face_deforms_it_and_one_placed_away_does_not(built, head_model):
+    from handface.avatar.hand_poses import avatar_hand_poses, placed_hands, placement_deformation
+    from handface.geometry.contact import penetration_depth
+    from handface.models import AnnyHandModel
+
+    out, _ = built
+    avatar = load_avatar(out)
+    hands = {side: AnnyHandModel(side) for side in ("left", "right")}
+    t = int(torch.nonzero(avatar.deformation.active)[0])
+    pose = avatar_hand_poses(avatar, range(t, t + 1))[0]
+    side = next(iter(pose))
+    from handface.geometry.normals import vertex_normals
+
+    # move the hand along the head's inward normal where it comes closest, 1 cm past touching
+    undeformed = avatar.head_vertices(head_model, t, deformed=False).double()
+    ((_, vertices, _),) = placed_hands(avatar, hands, t, {side: pose[side]})
+    gaps = torch.cdist(vertices.double(), undeformed)
+    nearest_hand, nearest_head = divmod(int(gaps.argmin()), gaps.shape[1])
+    normal = vertex_normals(undeformed, head_model.faces)[nearest_head]
+    gap = float((vertices[nearest_hand].double() - undeformed[nearest_head]) @ normal)
+    R = torch.as_tensor(avatar.rotation[t]).double()
+    scenes = {}
+    for name, shift in (("in", gap + 0.01), ("away", gap - 0.08)):
+        moved = {side: dict(pose[side])}
+        moved[side]["transl"] = pose[side]["transl"] - shift * (R.T @ normal).numpy()
+        scenes[name] = placed_hands(avatar, hands, t, moved)
+
+    def deepest(head, placed):
+        return max(float(penetration_depth(v.double(), head, head_model.faces).max())
+                   for _, v, _ in placed)  # fmt: skip
+
+    before = deepest(undeformed, scenes["in"])
+    assert before > 0.002  # the moved hand is in the skin
+    for method in ("physics", "contact"):
+        pressed, away = placement_deformation(avatar, head_model, [t, t],
+                                              [scenes["in"], scenes["away"]], method)  # fmt: skip
+        assert float(away.abs().max()) == 0.0  # no hand within reach: no deformation
+        assert float(pressed.norm(dim=-1).max()) > 0.001
+        head = avatar.head_vertices(head_model, t, displacement=pressed.float()).double()
+        after = deepest(head, scenes["in"])
+        # physics resolves most of it; the paper's contact loss through the decoder far less
+        assert after < (0.7 if method == "physics" else 1.0) * before, (method, before, after)
+
+
+def test_render_with_hand_poses_and_export_glb(built, tmp_path):
+    out, _ = built
+    poses = tmp_path / "hands.json"
+    result = _handface("avatar", "hands", str(out), "--out", str(poses))
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(poses.read_text())
+    assert len(document["poses"]) == 8
+    # every frame gets the first frame-with-hands' hands, moved 3 cm to the side
+    first = next(p for p in document["poses"] if p)
+    for hand in first.values():
+        hand["transl"][0] += 0.03
+    document["poses"] = [first]
+    poses.write_text(json.dumps(document))
+    plain, placed = tmp_path / "plain.mp4", tmp_path / "placed.mp4"
+    for video, extra in ((plain, []), (placed, ["--hand-pose", str(poses)])):
+        result = _handface("avatar", "render", str(out), "--out", str(video), "--end", "3", *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+    a, b = _decoded(plain), _decoded(placed)
+    assert len(a) == len(b) == 3
+    assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() > 1.0  # the hands moved
+
+    glb = tmp_path / "frame.glb"
+    result = _handface("avatar", "export", str(out), "--out", str(glb), "--frame", "3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scene = trimesh.load(glb, process=False)
+    avatar = load_avatar(out)
+    expected = {"head"} | {f"{side}_hand" for side in avatar.hands if avatar.hands[side].present[3]}
+    assert set(scene.geometry) == expected
+
+
+RENDER = ["avatar", "render", "{avatar}", "--out", "{tmp}/v.mp4"]
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
+        ([*RENDER, "--hand-pose", "{clip}/x.json"], "does not exist"),
+        ([*RENDER, "--hand-pose", "{poses}"], "not a hand pose file"),
+        (["avatar", "export", "{avatar}", "--out", "{tmp}/a.obj"], ".glb"),
+        (["avatar", "export", "{avatar}", "--out", "{tmp}/a.glb", "--frame", "99"], "outside"),
+        (["avatar", "hands", "{avatar}", "--out", "{tmp}/h.txt"], ".json"),
         (["avatar", "render", "{clip}", "--out", "{tmp}/v.mp4"], "not an avatar folder"),
         (["avatar", "render", "{avatar}", "--out", "{tmp}/v.gif"], ".mp4"),
         (["avatar", "{clip}/images", "--out", "{avatar}"], "already exists"),
@@ -102,8 +218,10 @@ def test_render_writes_a_video_of_every_frame(built, tmp_path):
 )
 def test_bad_input_gives_one_line_and_exit_2(built, clip, tmp_path, arguments, message):
     out, _ = built
+    poses = out.parent / "not_poses.json"  # valid JSON of another kind
+    poses.write_text("{}")
     before = sorted(p.name for p in out.parent.iterdir())
-    args = [a.format(clip=clip, tmp=tmp_path, avatar=out) for a in arguments]
+    args = [a.format(clip=clip, tmp=tmp_path, avatar=out, poses=poses) for a in arguments]
     result = _handface(*args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

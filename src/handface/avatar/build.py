@@ -30,7 +30,7 @@ from handface.avatar.hand_deformation import (
     HandDeformationConfig,
     fit_hand_deformation,
 )
-from handface.avatar.model import Avatar, AvatarHands
+from handface.avatar.model import DEFAULT_HAND_COLOR, Avatar, AvatarHands
 from handface.avatar.photometric import PhotometricConfig, PoseCorrections, refine_photometric
 from handface.avatar.subject_basis import SubjectBasisConfig, contact_sites, subject_basis
 from handface.errors import InputError
@@ -233,7 +233,7 @@ def build_avatar(
             global_orient=column("global_orient", 3),
             transl=column("transl", 3),
             articulation=column("articulation", width_a),
-            color=hand_colors.get(side, (0.8, 0.6, 0.5)),
+            color=hand_colors.get(side, DEFAULT_HAND_COLOR),
         )
     last = deformation.history[-1] if deformation.history else {}
     return Avatar(

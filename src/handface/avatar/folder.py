@@ -8,6 +8,7 @@
       head.obj       the person's head at rest (tracked shape, no expression), with UVs,
       head.mtl       + its material,
       texture.png    + the fitted albedo texture: opens in Blender, MeshLab, three.js
+      head.glb       the same textured head as one binary glTF file (Y up, facing +Z)
       basis.npz      the deformation basis (components (K, V, 3), explained energy)
       frames.npz     per frame: head rotation, translation and expression, the source frame
                      index, the deformation codes and which frames have them, each hand's pose
@@ -30,6 +31,7 @@ from handface.avatar.deformation_basis import DeformationBasis
 from handface.avatar.hand_deformation import CodeDecoder, HandDeformation
 from handface.avatar.model import AVATAR_SCHEMA_VERSION, Avatar, AvatarHands
 from handface.errors import InputError
+from handface.export.avatar import export_avatar_glb
 from handface.io.files import atomic_output_dir, atomic_write_bytes
 from handface.render.overlay import save_png
 
@@ -38,6 +40,7 @@ FILES = {
     "head.obj": "the head at rest with UVs (material head.mtl, texture texture.png)",
     "head.mtl": "the head's material: the texture as diffuse colour",
     "texture.png": "the fitted albedo texture (UV layout of head.obj)",
+    "head.glb": "the textured head at rest as binary glTF (Y up, facing +Z; Blender, three.js)",
     "basis.npz": "the hand-deformation basis: components (K, V, 3) in the head's frame",
     "frames.npz": "per frame: head pose and expression, deformation codes, hand poses",
     "decoder.pt": "the code -> basis coefficient decoder (torch state dict)",
@@ -50,6 +53,7 @@ def save_avatar(avatar: Avatar, out: Path, head_model, *, overwrite: bool = Fals
     with atomic_output_dir(out, overwrite=overwrite) as staging:
         save_png(staging / "texture.png", avatar.appearance.texture.numpy())
         _write_obj(staging, avatar, head_model)
+        export_avatar_glb(avatar, head_model, {}, staging / "head.glb")
         avatar.deformation.basis.save(staging / "basis.npz")
         arrays = {
             "rotation": avatar.rotation.astype(np.float32),
@@ -121,7 +125,7 @@ def load_avatar(folder: Path) -> Avatar:
     if version != AVATAR_SCHEMA_VERSION:
         raise InputError(f"{folder}: avatar schema {version}; this handface reads "
                          f"{AVATAR_SCHEMA_VERSION}")  # fmt: skip
-    for name in FILES:
+    for name in ("texture.png", "basis.npz", "frames.npz", "decoder.pt"):  # what loading reads
         if not (folder / name).is_file():
             raise InputError(f"{folder}: {name} is missing; the avatar folder is incomplete")
     from PIL import Image

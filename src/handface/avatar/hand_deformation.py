@@ -19,6 +19,7 @@ outward normal ``n``), so every frame's points are evaluated in one batched call
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -156,8 +157,13 @@ def fit_hand_deformation(
     faces: Int[Tensor, "F 3"],
     basis: DeformationBasis,
     config: HandDeformationConfig | None = None,
+    decoder: CodeDecoder | None = None,
 ) -> HandDeformation:
     """Train per-frame codes and the decoder with the contact loss (method: module docstring).
+
+    With a trained ``decoder`` only the codes are optimised and the decoder is kept as it is:
+    how an avatar finds the deformation for hand placements it was not trained on (the same
+    loss, on the avatar's own decoder and basis).
 
     Raises:
         InputError: no frames, or a frame's head does not match the basis.
@@ -183,12 +189,17 @@ def fit_hand_deformation(
         hand_sdf.append(found[1])
     count = len(frames)
     active = torch.zeros(count, dtype=torch.bool)
-    with torch.random.fork_rng():  # seeded, without touching the caller's random state
-        torch.manual_seed(config.seed)
-        decoder = CodeDecoder(
-            config.code_size, config.hidden, basis.num_components, config.coefficient_scale
-        ).double()
-    codes = torch.zeros(count, config.code_size, dtype=torch.float64)
+    trained = decoder is not None
+    if decoder is None:
+        with torch.random.fork_rng():  # seeded, without touching the caller's random state
+            torch.manual_seed(config.seed)
+            decoder = CodeDecoder(
+                config.code_size, config.hidden, basis.num_components, config.coefficient_scale
+            ).double()
+    else:
+        decoder = copy.deepcopy(decoder).double().requires_grad_(False)
+    code_size = decoder.layers[0].in_features
+    codes = torch.zeros(count, code_size, dtype=torch.float64)
     result = HandDeformation(codes, decoder, basis, active)
     if not positions:
         return result
@@ -196,10 +207,11 @@ def fit_hand_deformation(
     active[points.frame.unique()] = True
     # small random codes: identical codes would give every frame the same gradient direction
     generator = torch.Generator().manual_seed(config.seed)
-    codes = (1e-2 * torch.randn(count, config.code_size, generator=generator,
+    codes = (1e-2 * torch.randn(count, code_size, generator=generator,
                                 dtype=torch.float64)).requires_grad_(True)  # fmt: skip
     components = basis.components.double()
-    optimizer = torch.optim.Adam([codes, *decoder.parameters()], lr=config.learning_rate)
+    learned = [codes] if trained else [codes, *decoder.parameters()]
+    optimizer = torch.optim.Adam(learned, lr=config.learning_rate)
     faces = faces.long()
     result.codes = codes
     steps = tqdm(range(config.iterations), desc="hand deformation", unit="step",

@@ -4,8 +4,8 @@ An avatar is the person's head as the tracker fitted it (one shape; per frame po
 expression), its appearance (UV texture and spherical-harmonics lighting,
 :mod:`handface.avatar.appearance`), the hands' colours, and the hand-induced deformation (a PCA
 basis, per-frame codes and their decoder, :mod:`handface.avatar.hand_deformation`). The frames'
-hands are kept as posed meshes' parameters, so any frame re-renders with its deformation, and
-:meth:`Avatar.deform_for` gives the deformation for a hand placement no frame had.
+hands are kept as posed meshes' parameters, so any frame re-renders with its deformation;
+:mod:`handface.avatar.hand_poses` places hands anew and finds the deformation they cause.
 
 Saving and loading the folder is :mod:`handface.avatar.folder`.
 """
@@ -35,6 +35,9 @@ from handface.render.spherical_harmonics import sh_irradiance
 
 AVATAR_SCHEMA_VERSION = 1
 """Version of the avatar folder (``avatar.json``); bumped whenever a field changes meaning."""
+
+DEFAULT_HAND_COLOR = (0.8, 0.6, 0.5)
+"""Albedo of a hand the video never showed (build's default too)."""
 
 
 @dataclass
@@ -145,21 +148,32 @@ class Avatar:
         *,
         deformed: bool = True,
         displacement: Tensor | None = None,
+        hands: list[tuple[str, Tensor, Tensor]] | None = None,
         background: float = 0.0,
     ) -> np.ndarray:
         """Frame ``t`` re-rendered (uint8 ``(H, W, 3)``): the textured head (with its hand
         deformation unless ``deformed`` is false, or with ``displacement``) and the hands in
-        their colours, under the avatar's lighting, hands occluding the face."""
+        their colours (the frame's own, or ``hands``: (side, camera-frame vertices, faces)),
+        under the avatar's lighting, hands occluding the face."""
         head = self.head_vertices(head_model, t, deformed, displacement)
         meshes = [(head, head_model.faces)]
         colors = []
-        for side, vertices, faces in self.hand_meshes(hand_models, t):
+        if hands is None:
+            hands = self.hand_meshes(hand_models, t)
+        for side, vertices, faces in hands:
             meshes.append((vertices, faces))
-            colors.append(self.hands[side].color)
+            colors.append(self.hand_color(side))
         K = torch.as_tensor(self.K).float()
         return render_scene(
             self.appearance, head_model.face_uvs, meshes, colors, K, self.image_size, background
         )
+
+    def hand_color(self, side: str) -> tuple[float, float, float]:
+        """The fitted colour of the ``side`` hand; a side the video never showed takes the
+        other hand's (the same skin), or a neutral skin tone when it showed none."""
+        if side in self.hands:
+            return self.hands[side].color
+        return next((h.color for h in self.hands.values()), DEFAULT_HAND_COLOR)
 
     def _check_frame(self, t: int) -> None:
         if not 0 <= t < len(self):

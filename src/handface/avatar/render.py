@@ -19,11 +19,18 @@ def render_video(
     end: int | None = None,
     stride: int = 1,
     deformed: bool = True,
+    hand_poses: str | os.PathLike | None = None,
+    placement: str = "physics",
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[int, float]:
     """Render frames ``start:end:stride`` of the avatar to the MP4 ``out`` (written atomically);
-    returns the frame count and the seconds spent rendering (``render_fps`` = their ratio)."""
+    returns the frame count and the seconds spent rendering (``render_fps`` = their ratio).
+
+    ``hand_poses``: a hand pose file (:mod:`handface.avatar.hand_poses`) whose hands replace
+    the frames' own, one entry per rendered frame (or one for all); their deformation is found
+    anew by ``placement`` (``physics`` or ``contact``, see
+    :func:`~handface.avatar.hand_poses.placement_deformation`; counted in the seconds)."""
     from tqdm import tqdm
 
     from handface.avatar.folder import load_avatar
@@ -42,16 +49,50 @@ def render_video(
     if not len(frames):
         raise InputError(f"no avatar frame in {start}:{end}:{stride} (it has {len(avatar)})")
     head_model = default_head_model()
-    hand_models = {side: AnnyHandModel(side) for side in avatar.hands}
-    width, height = avatar.image_size
+    hand_models = {side: AnnyHandModel(side) for side in ("left", "right")}
+    placed, displacements = None, None
     seconds = 0.0
+    if hand_poses is not None:
+        tick = time.perf_counter()
+        placed, displacements = _placements(
+            avatar, head_model, hand_models, list(frames), Path(hand_poses), deformed, placement,
+            progress,
+        )  # fmt: skip
+        seconds += time.perf_counter() - tick
     with OverlayVideoWriter(out, avatar.fps / stride) as writer:
-        for t in tqdm(frames, desc="avatar render", unit="frame", disable=not progress):
+        for i, t in enumerate(tqdm(frames, desc="avatar render", unit="frame",
+                                   disable=not progress)):  # fmt: skip
             tick = time.perf_counter()
-            image = avatar.render(head_model, hand_models, t, deformed=deformed)
+            if placed is None:
+                image = avatar.render(head_model, hand_models, t, deformed=deformed)
+            else:
+                image = avatar.render(head_model, hand_models, t, deformed=deformed,
+                                      displacement=displacements[i], hands=placed[i])  # fmt: skip
             seconds += time.perf_counter() - tick
             writer.write(_even(image))
     return len(frames), seconds
+
+
+def _placements(avatar, head_model, hand_models, frames, path, deformed, method, progress):
+    """The hands of a hand pose file on each rendered frame, and their deformation."""
+    import torch
+
+    from handface.avatar.hand_poses import placed_hands, placement_deformation, read_hand_poses
+
+    sizes = {model.num_articulation for model in hand_models.values()}
+    poses = read_hand_poses(path, sizes.pop() if sizes else 0)
+    if len(poses) == 1:
+        poses = poses * len(frames)
+    if len(poses) != len(frames):
+        raise InputError(f"{path} has {len(poses)} poses for {len(frames)} rendered frames; give "
+                         "one per frame or one for all")  # fmt: skip
+    placed = [placed_hands(avatar, hand_models, t, pose)
+              for t, pose in zip(frames, poses, strict=True)]  # fmt: skip
+    if not deformed:
+        zero = torch.zeros(len(frames), int(avatar.deformation.basis.components.shape[1]), 3)
+        return placed, zero
+    return placed, placement_deformation(avatar, head_model, frames, placed, method,
+                                         progress=progress).float()  # fmt: skip
 
 
 def _even(image: np.ndarray) -> np.ndarray:
