@@ -684,9 +684,9 @@ class AvatarExport:
     """Replace --out if it exists."""
 
     def main(self) -> None:
+        from handface.avatar.export import export_avatar_glb
         from handface.avatar.folder import load_avatar
         from handface.errors import InputError, OutputExistsError
-        from handface.export.avatar import export_avatar_glb
         from handface.models import AnnyHandModel, default_head_model
 
         if self.out.suffix.lower() != ".glb":

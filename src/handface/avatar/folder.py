@@ -28,10 +28,10 @@ import torch
 
 from handface.avatar.appearance import Appearance
 from handface.avatar.deformation_basis import DeformationBasis
+from handface.avatar.export import export_avatar_glb
 from handface.avatar.hand_deformation import CodeDecoder, HandDeformation
 from handface.avatar.model import AVATAR_SCHEMA_VERSION, Avatar, AvatarHands
 from handface.errors import InputError
-from handface.export.avatar import export_avatar_glb
 from handface.io.files import atomic_output_dir, atomic_write_bytes
 from handface.render.overlay import save_png
 

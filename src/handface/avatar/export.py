@@ -2,7 +2,7 @@
 
 ::
 
-    from handface.export.avatar import export_avatar_glb
+    from handface.avatar.export import export_avatar_glb
     export_avatar_glb(avatar, head_model, hand_models, "frame12.glb", frame=12)
 """
 
