@@ -743,6 +743,7 @@ def bench_avatar(
     data: Path | None = None,
     basis_samples: int = 60,
     avatar_config=None,
+    out: Path | None = None,
 ) -> dict[str, float]:
     """The avatar on synthetic videos with known geometry (METHOD.md §4's evaluation).
 
@@ -758,6 +759,9 @@ def bench_avatar(
     exceeds 0.5 mm), ``col_dist_mm`` and ``non_collision`` (the avatar's hands against its
     deformed face); and ``minutes`` (build time per sequence), ``render_fps``.
     ``avatar_config`` (an :class:`~handface.avatar.build.AvatarConfig`) replaces the defaults.
+    ``out``: keep each avatar (``out/avatar0``, ...) and its picture sheet
+    (``out/avatar_sheet0.png``: held-out frames against the truth, true and learned
+    deformation; :mod:`handface.viz.avatar_sheet`).
     """
     import tempfile
     import time
@@ -825,6 +829,14 @@ def bench_avatar(
                     avatar, deltas, dataset, keys, head_model, hand_models
                 ).items():
                     part.setdefault(key, []).extend(value)
+            if out is not None:
+                from handface.avatar.folder import save_avatar
+
+                Path(out).mkdir(parents=True, exist_ok=True)
+                save_avatar(avatar, Path(out) / f"avatar{number}", head_model, overwrite=True)
+                _avatar_sheet(avatar, dataset, keys, head_model, hand_models).save(
+                    Path(out) / f"avatar_sheet{number}.png"
+                )
             tick = time.perf_counter()
             for t in range(len(avatar)):
                 avatar.render(head_model, hand_models, t)
@@ -842,6 +854,78 @@ def bench_avatar(
 BENCHMARKS["avatar"] = bench_avatar
 
 
+def _true_face_region(truth, face_triangles):
+    """(H, W) bool: the pixels where the true face (skin, lips, nose, eyes) is visible."""
+    from handface.render.rasterizer import Scene
+
+    meshes = [(truth.face_vertices_deformed.float(), truth.face_faces)]
+    meshes += [(h.vertices.float(), h.faces) for h in truth.hands.values()]
+    height, width = truth.image.shape[:2]
+    fragments = Scene.from_meshes(meshes).rasterize(truth.K.float(), height, width)
+    # object 0 is the face, whose triangles come first in the joined scene
+    triangle = fragments.face_index.clamp(0, len(face_triangles) - 1)
+    return (fragments.object_id == 0) & face_triangles[triangle]
+
+
+def _avatar_sheet(avatar, dataset, keys, head_model, hand_models):
+    """Three held-out frames (photo, re-render, error) and the two frames of deepest true
+    deformation (photo, true and learned |D|) of one avatar."""
+    import numpy as np
+    import torch
+
+    from handface.eval.image_metrics import masked_psnr
+    from handface.models.regions import load_face_regions
+    from handface.viz.avatar_sheet import avatar_sheet, error_panel, square_box
+    from handface.viz.deformation_maps import heatmap_view
+
+    face = load_face_regions().mask("face_skin", "lips", "nose", "eyes")
+    face_triangles = face[head_model.faces].all(dim=1)
+    truths = [dataset[dataset.index_of(keys[int(i)])] for i in avatar.frame_index]
+    held = [t for t in range(len(avatar)) if int(avatar.frame_index[t]) % 5 == 0]
+    chosen = [held[i] for i in np.linspace(0, len(held) - 1, min(3, len(held))).round().astype(int)]
+    rows = []
+
+    def face_box(truth):
+        points = truth.face_vertices_deformed.double() @ truth.K.double().T
+        return square_box((points[:, :2] / points[:, 2:]).numpy())
+
+    for t in dict.fromkeys(chosen):
+        truth = truths[t]
+        photo = (truth.image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        rendered = avatar.render(head_model, hand_models, t)
+        region = _true_face_region(truth, face_triangles)
+        psnr = masked_psnr(torch.as_tensor(rendered).float() / 255, truth.image.float(), region)
+        caption = (f"frame {int(avatar.frame_index[t])}, held out: photo, avatar, colour error "
+                   f"in the face region (black 0 to white 0.25); {psnr:.1f} dB")  # fmt: skip
+        panels = [photo, rendered, error_panel(rendered, photo, region.numpy())]
+        rows.append({"panels": panels, "caption": caption, "crop": face_box(truth)})
+    depth = [float(truth.deformation.norm(dim=-1).max()) for truth in truths]
+    size = avatar.image_size[0]
+    for t in sorted(np.argsort(depth)[::-1][:2].tolist()):
+        if depth[t] <= 0.0:
+            continue
+        truth = truths[t]
+        scale = max(1.0, 1000.0 * depth[t])
+        learned = avatar.deformation.displacement(t)
+        learned_mm = 1000.0 * float(learned.norm(dim=-1).max())
+        head = avatar.head_vertices(head_model, t)
+        hands = [(v, f) for _, v, f in avatar.hand_meshes(hand_models, t)]
+        true_hands = [(h.vertices, h.faces) for h in truth.hands.values()]
+        rows.append({
+            "panels": [
+                (truth.image.clamp(0, 1).numpy() * 255).round().astype(np.uint8),
+                heatmap_view(truth.face_vertices_deformed, truth.face_faces, truth.deformation,
+                             true_hands, truth.K, size, scale),
+                heatmap_view(head, head_model.faces, learned, hands,
+                             torch.as_tensor(avatar.K), size, scale),
+            ],
+            "caption": f"frame {int(avatar.frame_index[t])}: photo, true |D|, the avatar's |D| "
+                       f"(0 to {scale:.1f} mm; the avatar's largest {learned_mm:.1f} mm)",
+            "crop": face_box(truth),
+        })  # fmt: skip
+    return avatar_sheet(rows, size)
+
+
 def _avatar_frame_scores(avatar, deltas, dataset, keys, head_model, hand_models):
     """Per-frame figures of one deformation variant (see :func:`bench_avatar`)."""
     import torch
@@ -850,7 +934,6 @@ def _avatar_frame_scores(avatar, deltas, dataset, keys, head_model, hand_models)
     from handface.eval.metrics import collision_distance, deformation_error
     from handface.geometry.contact import COLLISION_DEPTH, penetration_depth
     from handface.models.regions import load_face_regions
-    from handface.render.rasterizer import Scene
 
     face = load_face_regions().mask("face_skin", "lips", "nose", "eyes")
     face_triangles = face[head_model.faces].all(dim=1)
@@ -876,13 +959,7 @@ def _avatar_frame_scores(avatar, deltas, dataset, keys, head_model, hand_models)
             out["col_dist_mm"].append(1000.0 * float(collision_distance(depths)))
             out["non_collision"].append(100.0 * float(not bool((depths > COLLISION_DEPTH).any())))
         if index % 5 == 0:  # held out of the appearance and pose fits
-            meshes = [(truth.face_vertices_deformed.float(), truth.face_faces)]
-            meshes += [(h.vertices.float(), h.faces) for h in truth.hands.values()]
-            height, width = truth.image.shape[:2]
-            fragments = Scene.from_meshes(meshes).rasterize(truth.K.float(), height, width)
-            # object 0 is the face, whose triangles come first in the joined scene
-            triangle = fragments.face_index.clamp(0, len(face_triangles) - 1)
-            in_face = (fragments.object_id == 0) & face_triangles[triangle]
+            in_face = _true_face_region(truth, face_triangles)
             if bool(in_face.any()):
                 image = avatar.render(head_model, hand_models, t, displacement=delta)
                 rendered = torch.as_tensor(image).float() / 255.0

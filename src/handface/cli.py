@@ -16,10 +16,14 @@ from typing import Annotated, Literal
 
 import tyro
 
-from handface import interrupt
+from handface import console, interrupt
 from handface.errors import HandfaceError
 
-DESCRIPTION = "handface: 3D hand-face interaction capture (meshes, contact, deformation) on a CPU."
+DESCRIPTION = (
+    "handface: 3D hand-face interaction capture (meshes, contact, deformation) on a CPU. "
+    "Every command takes --verbose (before or after its name) to show the logs of MediaPipe, "
+    "TFLite and other libraries, hidden by default."
+)
 
 
 @dataclass
@@ -52,7 +56,8 @@ class Bench:
     data: Path | None = None
     """fit, methods, track: score an existing synthetic dataset instead of rendering one."""
     out: Path | None = None
-    """fit, methods, track: keep the Capture folders here (default: a temporary folder)."""
+    """fit, methods, track: keep the Capture folders here (default: a temporary folder);
+    avatar: keep each avatar and its picture sheet (avatar_sheet0.png) here."""
     checkpoint: Path | None = None
     """methods, photos, track: DICE weights (default: the network shipped with handface)."""
     frames: int | None = None
@@ -587,7 +592,7 @@ class Avatar:
 class AvatarRender:
     """Re-render an avatar's frames (the textured head with its hand deformation, and the
     hands, under the avatar's lighting) as an MP4 video; with --hand-pose, with hands placed
-    anew and the deformation they cause."""
+    anew and the deformation they cause; with --expression, with new expressions."""
 
     avatar: tyro.conf.Positional[Path]
     """An avatar folder (written by `handface avatar VIDEO --out AVATAR`)."""
@@ -606,6 +611,9 @@ class AvatarRender:
     avatar's own as a start) whose hands replace the frames': one pose per rendered frame, or
     one for all. Their deformation is computed anew (see --placement), not taken from a stored
     frame."""
+    expression: Path | None = None
+    """An expression file (JSON: per rendered frame, or one for all, the expression
+    coefficients to set by name, e.g. {"jawOpen": 0.6}; the others keep the frame's own)."""
     placement: Literal["physics", "contact"] = "physics"
     """How --hand-pose hands deform the face: physics (the soft-tissue solver on this person's
     head; the skin ends outside the hands) or contact (the avatar paper's way: a code optimised
@@ -620,7 +628,7 @@ class AvatarRender:
         count, seconds = render_video(
             self.avatar, self.out, start=self.start, end=self.end, stride=self.stride,
             deformed=not self.no_deformation, hand_poses=self.hand_pose,
-            placement=self.placement, overwrite=self.overwrite,
+            placement=self.placement, expressions=self.expression, overwrite=self.overwrite,
         )  # fmt: skip
         print(f"{self.avatar}: {count} frames rendered in {seconds:.1f} s -> {self.out}")
 
@@ -722,6 +730,9 @@ Command = (
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    console.set_verbose("--verbose" in argv)
+    argv = [a for a in argv if a != "--verbose"]
+    console.quiet_python_warnings()
     if argv[:1] == ["avatar"] and argv[1:2] in (["render"], ["hands"], ["export"]):
         argv = [f"avatar-{argv[1]}", *argv[2:]]  # `handface avatar render AVATAR` as documented
     command = tyro.cli(Command, args=argv, description=DESCRIPTION)
@@ -736,3 +747,6 @@ def entrypoint(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(interrupt.MESSAGES[signal.SIGINT], file=sys.stderr)
         raise SystemExit(130) from None
+    except interrupt.Terminated:
+        print(interrupt.MESSAGES[signal.SIGTERM], file=sys.stderr)
+        raise

@@ -11,7 +11,6 @@ at the next frame, image or sample, with the same one-line message and exit stat
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 
 _requested: int | None = None
@@ -27,11 +26,19 @@ def requested() -> int | None:
     return _requested
 
 
+class Terminated(SystemExit):
+    """SIGTERM: exits with status 143. The entry point prints the message once the stack has
+    unwound (a handler running inside a library call could print into a redirected stderr:
+    :func:`handface.console.native_logs_silenced`)."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
 def _stop(signum: int) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt  # as Python's own handler: the entry point reports it
-    print(MESSAGES[signal.SIGTERM], file=sys.stderr)
-    raise SystemExit(128 + signum)
+    raise Terminated
 
 
 def _handler(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature

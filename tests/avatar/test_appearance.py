@@ -178,3 +178,62 @@ def test_photometric_refinement_undoes_pose_errors(head_model, views):
          for i, (p, t) in enumerate(pairs)]
     )  # fmt: skip
     assert float(after.mean()) < 0.6 * float(before.mean())
+
+
+def test_photometric_refinement_corrects_expressions(head_model):
+    """The tracked jaw is 0.3 less open than the photos': the refinement opens it, and every
+    corrected expression stays within the model's bounds."""
+    from handface.avatar.photometric import HeadGeometry, PhotometricConfig, refine_photometric
+
+    K = intrinsics_from_fov(SIZE, SIZE, 30.0)
+    look = Appearance(_known_texture(), _known_lighting(), torch.ones(TEXELS, TEXELS).bool())
+    labels = head_model.expression_labels
+    truth_expression = torch.zeros(len(labels))
+    truth_expression[labels.index("jawOpen")] = 0.6
+    tracked_expression = truth_expression.clone()
+    tracked_expression[labels.index("jawOpen")] = 0.3
+    frames, rotations = [], []
+    for yaw in (-30.0, -10.0, 10.0, 30.0):
+        rotation = head_rotation(yaw, 5.0)
+        pose = {"global_orient": roma.rotmat_to_rotvec(rotation)[None],
+                "transl": torch.tensor([[0.0, 0.03, 0.45]])}  # fmt: skip
+        with torch.no_grad():
+            true = head_model(HeadParams(expression=truth_expression[None], **pose)).vertices[0]
+            tracked = head_model(HeadParams(expression=tracked_expression[None], **pose))
+            image, covered = render_appearance(look, true, head_model.faces, head_model.face_uvs,
+                                               K, SIZE, SIZE)  # fmt: skip
+        frames.append(AppearanceFrame(tracked.vertices[0], K, image.clamp(0, 1), covered))
+        rotations.append(rotation)  # canonical -> camera (the model turns about its origin)
+    geometry = HeadGeometry.of(head_model, None, torch.stack(rotations),
+                               tracked_expression.expand(len(frames), -1))  # fmt: skip
+    # the texture and lighting are held at the truth (learning rate 0): the jaw must be
+    # found from the pixels through the expression's gradients alone
+    refined = refine_photometric(
+        frames, head_model.faces, head_model.face_uvs, look,
+        PhotometricConfig(iterations=100, frames_per_step=4, learning_rate=0.0,
+                          learn_offsets=False),
+        geometry,
+    )  # fmt: skip
+    jaw = labels.index("jawOpen")
+    corrected = tracked_expression[jaw] + refined.poses.expression[:, jaw]
+    assert float((corrected - 0.6).abs().max()) < 0.15, corrected  # from 0.3 off
+    low, high = head_model.expression_bounds
+    every = tracked_expression + refined.poses.expression
+    assert float(every.min()) >= low and float(every.max()) <= high
+
+
+def test_uniform_laplacian_and_interpolated_corrections_exact():
+    from handface.avatar.photometric import FrameCorrections, _UniformLaplacian
+
+    laplacian = _UniformLaplacian(torch.tensor([[0, 1, 2], [0, 2, 3]]), 4)
+    values = torch.tensor([[1.0], [0.0], [0.0], [0.0]])
+    # vertex 0 has neighbours 1, 2, 3; vertex 2 has 0, 1, 3; vertices 1 and 3 have 0 and 2
+    assert torch.allclose(laplacian(values).flatten(), torch.tensor([1.0, -0.5, -1 / 3, -0.5]))
+    assert torch.allclose(laplacian(torch.ones(4, 3)), torch.zeros(4, 3))  # constants are smooth
+    quarter = roma.rotvec_to_rotmat(torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.4]]))
+    poses = FrameCorrections(quarter, torch.zeros(2, 3), torch.tensor([[0.0, 1.0], [0.2, 0.0]]))
+    at = poses.interpolated(torch.tensor([2.0, 6.0]), torch.tensor([0.0, 3.0, 4.0, 9.0]))
+    angles = roma.rotmat_to_rotvec(at.rotation)[:, 2]
+    assert torch.allclose(angles, torch.tensor([0.0, 0.1, 0.2, 0.4]), atol=1e-6)
+    assert torch.allclose(at.expression, torch.tensor([[0.0, 1.0], [0.05, 0.75], [0.1, 0.5],
+                                                       [0.2, 0.0]]))  # fmt: skip

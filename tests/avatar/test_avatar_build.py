@@ -128,7 +128,9 @@ def test_hand_poses_in_the_head_frame_give_back_the_frames_hands(built, head_mod
 def test_a_hand_placed_into_the_face_deforms_it_and_one_placed_away_does_not(built, head_model):
     from handface.avatar.hand_poses import avatar_hand_poses, placed_hands, placement_deformation
     from handface.geometry.contact import penetration_depth
+    from handface.geometry.normals import vertex_normals
     from handface.models import AnnyHandModel
+    from handface.models.regions import load_face_regions
 
     out, _ = built
     avatar = load_avatar(out)
@@ -136,28 +138,34 @@ def test_a_hand_placed_into_the_face_deforms_it_and_one_placed_away_does_not(bui
     t = int(torch.nonzero(avatar.deformation.active)[0])
     pose = avatar_hand_poses(avatar, range(t, t + 1))[0]
     side = next(iter(pose))
-    from handface.geometry.normals import vertex_normals
-
-    # move the hand along the head's inward normal where it comes closest, 1 cm past touching
-    undeformed = avatar.head_vertices(head_model, t, deformed=False).double()
-    ((_, vertices, _),) = placed_hands(avatar, hands, t, {side: pose[side]})
-    gaps = torch.cdist(vertices.double(), undeformed)
-    nearest_hand, nearest_head = divmod(int(gaps.argmin()), gaps.shape[1])
-    normal = vertex_normals(undeformed, head_model.faces)[nearest_head]
-    gap = float((vertices[nearest_hand].double() - undeformed[nearest_head]) @ normal)
-    R = torch.as_tensor(avatar.rotation[t]).double()
-    scenes = {}
-    for name, shift in (("in", gap + 0.01), ("away", gap - 0.08)):
-        moved = {side: dict(pose[side])}
-        moved[side]["transl"] = pose[side]["transl"] - shift * (R.T @ normal).numpy()
-        scenes[name] = placed_hands(avatar, hands, t, moved)
 
     def deepest(head, placed):
         return max(float(penetration_depth(v.double(), head, head_model.faces).max())
                    for _, v, _ in placed)  # fmt: skip
 
+    # push the hand into the softest skin within 4 cm of it, along that skin's inward normal,
+    # in 1 mm steps until it is 3 mm or more inside
+    regions = load_face_regions()
+    undeformed = avatar.head_vertices(head_model, t, deformed=False).double()
+    ((_, vertices, _),) = placed_hands(avatar, hands, t, {side: pose[side]})
+    reach = torch.cdist(undeformed, vertices.double()).min(dim=1).values
+    candidates = regions.mask("face_skin") & regions.outer_surface & (reach < 0.04)
+    softness = torch.where(candidates, regions.stiffness.double() + reach, torch.inf)
+    target = int(softness.argmin())
+    toward = -vertex_normals(undeformed, head_model.faces)[target].numpy()
+    R = avatar.rotation[t].astype(np.float64)
+
+    def moved_by(shift: float):
+        moved = {side: dict(pose[side])}
+        moved[side]["transl"] = pose[side]["transl"] + shift * (R.T @ toward)
+        return placed_hands(avatar, hands, t, moved)
+
+    shift = 0.0
+    while deepest(undeformed, moved_by(shift)) < 0.003 and shift < 0.08:
+        shift += 0.001
+    scenes = {"in": moved_by(shift), "away": moved_by(-0.08)}
     before = deepest(undeformed, scenes["in"])
-    assert before > 0.002  # the moved hand is in the skin
+    assert 0.003 <= before < 0.012  # the moved hand is in the skin
     for method in ("physics", "contact"):
         pressed, away = placement_deformation(avatar, head_model, [t, t],
                                               [scenes["in"], scenes["away"]], method)  # fmt: skip
@@ -166,6 +174,7 @@ def test_a_hand_placed_into_the_face_deforms_it_and_one_placed_away_does_not(bui
         head = avatar.head_vertices(head_model, t, displacement=pressed.float()).double()
         after = deepest(head, scenes["in"])
         # physics resolves most of it; the paper's contact loss through the decoder far less
+        # measured: 3.3 mm deep -> 1.8 mm after physics, 2.9 mm after the contact loss
         assert after < (0.7 if method == "physics" else 1.0) * before, (method, before, after)
 
 
@@ -190,6 +199,17 @@ def test_render_with_hand_poses_and_export_glb(built, tmp_path):
     assert len(a) == len(b) == 3
     assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() > 1.0  # the hands moved
 
+    expressions = tmp_path / "expressions.json"
+    expressions.write_text(json.dumps({"format": "handface-expressions", "version": 1,
+                                       "expressions": [{"jawOpen": 1.0}]}))  # fmt: skip
+    opened = tmp_path / "opened.mp4"
+    result = _handface("avatar", "render", str(out), "--out", str(opened), "--end", "3",
+                       "--expression", str(expressions))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    c = _decoded(opened)
+    changed = np.abs(a[0].astype(int) - c[0].astype(int)).sum(-1) > 30
+    assert 20 < int(changed.sum()) < 0.2 * changed.size  # the mouth opened, nothing else
+
     glb = tmp_path / "frame.glb"
     result = _handface("avatar", "export", str(out), "--out", str(glb), "--frame", "3")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -207,6 +227,7 @@ RENDER = ["avatar", "render", "{avatar}", "--out", "{tmp}/v.mp4"]
     [
         ([*RENDER, "--hand-pose", "{clip}/x.json"], "does not exist"),
         ([*RENDER, "--hand-pose", "{poses}"], "not a hand pose file"),
+        ([*RENDER, "--expression", "{poses}"], "not an expression file"),
         (["avatar", "export", "{avatar}", "--out", "{tmp}/a.obj"], ".glb"),
         (["avatar", "export", "{avatar}", "--out", "{tmp}/a.glb", "--frame", "99"], "outside"),
         (["avatar", "hands", "{avatar}", "--out", "{tmp}/h.txt"], ".json"),

@@ -74,6 +74,31 @@ def test_codes_learn_to_lift_the_face_out_of_the_pressing_hand(head_model, right
     assert last["surface"] < 0.5 * first["surface"]
 
 
+def test_a_trained_decoder_stays_fixed_while_new_codes_are_found(head_model, right_hand, canonical):
+    """An avatar's placements anew: only the codes move, through the decoder it was trained
+    with, and they still lift the face out of the hand."""
+    head, hand_at = canonical
+    faces, regions = head_model.faces, load_face_regions()
+    presses = [
+        deform(head, faces, regions.stiffness, Collider(hand_at(o), right_hand.faces),
+               contact_mask=regions.outer_surface).displacement.float()
+        for o in (0.002, 0.005, 0.008)
+    ]  # fmt: skip
+    basis = fit_basis(torch.stack(presses), torch.zeros(0, *head.shape), 3)
+    config = HandDeformationConfig(iterations=120)
+    trained = fit_hand_deformation([ContactFrame(head, [(hand_at(0.006), right_hand.faces)])],
+                                   faces, basis, config)  # fmt: skip
+    weights = {k: v.clone() for k, v in trained.decoder.state_dict().items()}
+    hand = hand_at(0.004)
+    found = fit_hand_deformation([ContactFrame(head, [(hand, right_hand.faces)])], faces, basis,
+                                 config, decoder=trained.decoder)  # fmt: skip
+    for name, value in found.decoder.state_dict().items():
+        assert torch.equal(value, weights[name].to(value.dtype)), name
+    assert all(torch.equal(v, weights[k]) for k, v in trained.decoder.state_dict().items())
+    before = _depth(head, hand, faces)
+    assert _depth(head + found.displacements()[0], hand, faces) < 0.7 * before
+
+
 def test_the_contact_loss_reaches_codes_and_decoder_and_a_zero_code_is_no_deformation():
     decoder = CodeDecoder(code_size=8, hidden=16, components=5, scale=0.01).double()
     with torch.no_grad():

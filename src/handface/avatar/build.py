@@ -31,7 +31,12 @@ from handface.avatar.hand_deformation import (
     fit_hand_deformation,
 )
 from handface.avatar.model import DEFAULT_HAND_COLOR, Avatar, AvatarHands
-from handface.avatar.photometric import PhotometricConfig, PoseCorrections, refine_photometric
+from handface.avatar.photometric import (
+    FrameCorrections,
+    HeadGeometry,
+    PhotometricConfig,
+    refine_photometric,
+)
 from handface.avatar.subject_basis import SubjectBasisConfig, contact_sites, subject_basis
 from handface.errors import InputError
 from handface.models.regions import face_regions_for
@@ -189,11 +194,23 @@ def build_avatar(
     appearance = fit_appearance(appearance_frames, faces, head_model.face_uvs,
                                 _with_progress(config.appearance, progress))  # fmt: skip
     corrections = {}
+    offsets = None
     if config.refine_poses:
+        geometry = HeadGeometry.of(
+            head_model, torch.as_tensor(collector.head_shape),
+            torch.stack([torch.as_tensor(f.rotation) for f in seen]),
+            torch.stack([torch.as_tensor(f.expression) for f in seen]),
+        )  # fmt: skip
         refined = refine_photometric(appearance_frames, faces, head_model.face_uvs, appearance,
-                                     _with_progress(config.photometric, progress))  # fmt: skip
+                                     _with_progress(config.photometric, progress),
+                                     geometry)  # fmt: skip
         appearance = refined.appearance
-        corrections = _apply_corrections(seen, refined.poses)
+        offsets = refined.offsets
+        # held-out frames take their neighbours' correction (no pixel of theirs is used)
+        times = torch.tensor([float(f.index) for f in seen])
+        every = torch.tensor([float(f.index) for f in frames])
+        corrections = _apply_corrections(frames, refined.poses.interpolated(times, every),
+                                         geometry, offsets)  # fmt: skip
         _, hand_pixels = _appearance_frames(seen, faces, collector.hand_faces, K_t)
     hand_colors = _hand_colors(hand_pixels, appearance.lighting)
     timings["appearance_s"] = time.perf_counter() - tick
@@ -245,6 +262,7 @@ def build_avatar(
         transl=np.stack([f.transl for f in frames]),
         expression=np.stack([f.expression for f in frames]),
         frame_index=np.array([f.index for f in frames]),
+        head_offsets=None if offsets is None else offsets.numpy(),
         appearance=appearance,
         deformation=deformation,
         hands=hands,
@@ -271,11 +289,31 @@ def _with_progress(config, progress: bool):
     return replace(config, progress=progress)
 
 
-def _apply_corrections(frames: list[_Frame], poses: PoseCorrections) -> dict[str, float]:
-    """Move each frame's head and hands by its pose correction (about the head's centroid);
-    returns the corrections' medians."""
-    angles, shifts = [], []
+def _apply_corrections(
+    frames: list[_Frame],
+    poses: FrameCorrections,
+    geometry: HeadGeometry | None = None,
+    offsets: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """Move each frame's head and hands by its pose correction (about the head's centroid),
+    change its expression by its correction (kept in the model's bounds) and its canonical
+    head by that and the ``offsets``; returns the corrections' medians."""
+    angles, shifts, expression_changes = [], [], []
     for t, frame in enumerate(frames):
+        if geometry is not None and (poses.expression is not None or offsets is not None):
+            canonical = frame.canonical.double()
+            if poses.expression is not None:
+                expression = torch.as_tensor(frame.expression) + poses.expression[t]
+                if geometry.bounds is not None:
+                    expression = expression.clamp(*geometry.bounds)
+                change = expression - torch.as_tensor(frame.expression)
+                basis = geometry.expression_basis.double()
+                canonical = canonical + torch.einsum("e,evc->vc", change.double(), basis)
+                frame.expression = expression.float().numpy()
+                expression_changes.append(float(change.abs().max()))
+            if offsets is not None:
+                canonical = canonical + offsets.double()
+            frame.canonical = canonical.float()
         R_d = poses.rotation[t].double()
         t_d = poses.translation[t].double()
         R = torch.as_tensor(frame.rotation).double()
@@ -292,10 +330,16 @@ def _apply_corrections(frames: list[_Frame], poses: PoseCorrections) -> dict[str
             frame.hand_vertices[side] = ((vertices - centre) @ R_d.T + centre + t_d).float()
         angles.append(float(torch.rad2deg(roma.rotmat_to_rotvec(R_d).norm())))
         shifts.append(1000.0 * float(t_d.norm()))
-    return {
+    figures = {
         "pose_correction_deg_median": round(float(np.median(angles)), 3),
         "pose_correction_mm_median": round(float(np.median(shifts)), 3),
     }
+    if expression_changes:
+        figures["expression_correction_max_median"] = round(float(np.median(expression_changes)), 4)
+    if offsets is not None:
+        figures["vertex_offset_mm_mean"] = round(1000.0 * float(offsets.norm(dim=-1).mean()), 3)
+        figures["vertex_offset_mm_max"] = round(1000.0 * float(offsets.norm(dim=-1).max()), 3)
+    return figures
 
 
 def _contact_frame(frame: _Frame, hand_faces: dict[str, torch.Tensor]) -> ContactFrame:

@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from handface.avatar.model import Avatar
 from handface.export.gltf import GltfMesh, write_glb
-from handface.models import HeadParams
 
 
 def export_avatar_glb(
@@ -32,9 +30,7 @@ def export_avatar_glb(
     uvs = head_model.face_uvs.numpy()
     faces = head_model.faces.numpy()
     if frame is None:
-        params = HeadParams(shape=torch.as_tensor(avatar.head_shape[None], dtype=torch.float32))
-        with torch.no_grad():
-            rest = head_model(params).extras["canonical_vertices"][0].numpy()
+        rest = avatar.rest_head(head_model).numpy()
         head = GltfMesh("head", rest, faces, corner_uvs=uvs, texture=texture)
         return write_glb(path, [head], frame="canonical")
     meshes = [GltfMesh("head", avatar.head_vertices(head_model, frame).numpy(), faces,

@@ -11,7 +11,8 @@
       head.glb       the same textured head as one binary glTF file (Y up, facing +Z)
       basis.npz      the deformation basis (components (K, V, 3), explained energy)
       frames.npz     per frame: head rotation, translation and expression, the source frame
-                     index, the deformation codes and which frames have them, each hand's pose
+                     index, the deformation codes and which frames have them, each hand's pose;
+                     and the head's learned per-vertex offsets (canonical frame)
       decoder.pt     the code -> coefficient decoder (a state dict; ``weights_only`` loads it)
 
 Written through a staging folder, so a failed or interrupted build leaves nothing.
@@ -65,6 +66,8 @@ def save_avatar(avatar: Avatar, out: Path, head_model, *, overwrite: bool = Fals
             "active": avatar.deformation.active.numpy(),
             "texture_coverage": avatar.appearance.coverage.numpy(),
         }
+        if avatar.head_offsets is not None:
+            arrays["head_offsets"] = np.asarray(avatar.head_offsets, np.float32)
         for side, hands in avatar.hands.items():
             for name in ("present", "global_orient", "transl", "articulation"):
                 arrays[f"hand_{side}_{name}"] = np.asarray(getattr(hands, name))
@@ -167,6 +170,7 @@ def load_avatar(folder: Path) -> Avatar:
         transl=arrays["transl"],
         expression=arrays["expression"],
         frame_index=arrays["frame_index"],
+        head_offsets=arrays.get("head_offsets"),
         appearance=appearance,
         deformation=deformation,
         hands=hands,
@@ -177,11 +181,7 @@ def load_avatar(folder: Path) -> Avatar:
 
 
 def _write_obj(staging: Path, avatar: Avatar, head_model) -> None:
-    from handface.models import HeadParams
-
-    params = HeadParams(shape=torch.as_tensor(avatar.head_shape[None], dtype=torch.float32))
-    with torch.no_grad():
-        vertices = head_model(params).extras["canonical_vertices"][0].numpy()
+    vertices = avatar.rest_head(head_model).numpy()
     faces = head_model.faces.numpy()
     # one texture coordinate per distinct UV (corners share them except along the seams)
     uvs, corner_uv = np.unique(

@@ -76,6 +76,9 @@ class Avatar:
     """``subject`` (simulated on this head) or ``dataset`` (``handface pca``)."""
     source: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    head_offsets: Float[np.ndarray, "V 3"] | None = None
+    """Per-vertex offsets of the canonical head learned photometrically (detail the
+    parametric shape lacks), added in every frame before its hand deformation."""
     tracked_deformation: Float[np.ndarray, "T V 3"] | None = None
     """The tracker's soft-tissue deformation per frame (head canonical frame), kept by
     :func:`~handface.avatar.build.build_avatar` for comparisons; not saved in the folder."""
@@ -95,11 +98,23 @@ class Avatar:
         )
         with torch.no_grad():
             canonical = head_model(params).extras["canonical_vertices"][0]
+        if self.head_offsets is not None:
+            canonical = canonical + torch.as_tensor(self.head_offsets, dtype=canonical.dtype)
         if displacement is not None:
             canonical = canonical + displacement.to(canonical.dtype)
         elif deformed:
             canonical = canonical + self.deformation.displacement(t).to(canonical.dtype)
         return canonical
+
+    def rest_head(self, head_model) -> Float[Tensor, "V 3"]:
+        """The person's head at rest (no expression, no deformation), canonical frame, with
+        its learned offsets: what head.obj and head.glb hold."""
+        params = HeadParams(shape=torch.as_tensor(self.head_shape[None], dtype=torch.float32))
+        with torch.no_grad():
+            rest = head_model(params).extras["canonical_vertices"][0]
+        if self.head_offsets is not None:
+            rest = rest + torch.as_tensor(self.head_offsets, dtype=rest.dtype)
+        return rest
 
     def head_vertices(
         self, head_model, t: int, deformed: bool = True, displacement: Tensor | None = None

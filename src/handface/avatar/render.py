@@ -21,6 +21,7 @@ def render_video(
     deformed: bool = True,
     hand_poses: str | os.PathLike | None = None,
     placement: str = "physics",
+    expressions: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[int, float]:
@@ -30,7 +31,9 @@ def render_video(
     ``hand_poses``: a hand pose file (:mod:`handface.avatar.hand_poses`) whose hands replace
     the frames' own, one entry per rendered frame (or one for all); their deformation is found
     anew by ``placement`` (``physics`` or ``contact``, see
-    :func:`~handface.avatar.hand_poses.placement_deformation`; counted in the seconds)."""
+    :func:`~handface.avatar.hand_poses.placement_deformation`; counted in the seconds).
+    ``expressions``: an expression file (:mod:`handface.avatar.expressions`) setting
+    coefficients of the rendered frames' expressions, one entry per frame (or one for all)."""
     from tqdm import tqdm
 
     from handface.avatar.folder import load_avatar
@@ -50,6 +53,8 @@ def render_video(
         raise InputError(f"no avatar frame in {start}:{end}:{stride} (it has {len(avatar)})")
     head_model = default_head_model()
     hand_models = {side: AnnyHandModel(side) for side in ("left", "right")}
+    if expressions is not None:
+        avatar = _with_expressions(avatar, head_model, list(frames), Path(expressions))
     placed, displacements = None, None
     seconds = 0.0
     if hand_poses is not None:
@@ -71,6 +76,25 @@ def render_video(
             seconds += time.perf_counter() - tick
             writer.write(_even(image))
     return len(frames), seconds
+
+
+def _with_expressions(avatar, head_model, frames, path):
+    """The avatar with the expression file's coefficients set on the rendered frames."""
+    from dataclasses import replace
+
+    from handface.avatar.expressions import apply_expression, read_expressions
+
+    labels = list(head_model.expression_labels)
+    edits = read_expressions(path, labels, head_model.expression_bounds)
+    if len(edits) == 1:
+        edits = edits * len(frames)
+    if len(edits) != len(frames):
+        raise InputError(f"{path} has {len(edits)} expressions for {len(frames)} rendered "
+                         "frames; give one per frame or one for all")  # fmt: skip
+    expression = np.array(avatar.expression, dtype=np.float32, copy=True)
+    for t, edit in zip(frames, edits, strict=True):
+        expression[t] = apply_expression(expression[t], edit, labels)
+    return replace(avatar, expression=expression)
 
 
 def _placements(avatar, head_model, hand_models, frames, path, deformed, method, progress):

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from jaxtyping import Float, UInt8
 
+from handface.console import native_logs_silenced
+
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -111,10 +113,19 @@ class MediaPipeDetector:
         max_side: int | None = 1280,
         video_mode: bool = False,
     ) -> None:
-        import mediapipe as mp
-
         if max_side is not None and max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
+        with native_logs_silenced():  # TFLite and absl announce themselves on stderr
+            self._build(max_hands, min_confidence, video_mode, segment_person)
+        self._mirrored_handedness = mirrored_handedness
+        self.max_side = max_side
+        self._seconds = 0.0
+
+    def _build(
+        self, max_hands: int, min_confidence: float, video_mode: bool, segment_person: bool
+    ) -> None:
+        import mediapipe as mp
+
         self._face_mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video_mode,
             max_num_faces=1,
@@ -134,9 +145,6 @@ class MediaPipeDetector:
             if segment_person
             else None
         )
-        self._mirrored_handedness = mirrored_handedness
-        self.max_side = max_side
-        self._seconds = 0.0
 
     # ------------------------------------------------------------------ public entry points
 
@@ -176,9 +184,10 @@ class MediaPipeDetector:
 
     def close(self) -> None:
         """Release MediaPipe's graphs (the detector cannot be used afterwards)."""
-        for solution in (self._face_mesh, self._hands, self._segmenter):
-            if solution is not None:
-                solution.close()
+        with native_logs_silenced():
+            for solution in (self._face_mesh, self._hands, self._segmenter):
+                if solution is not None:
+                    solution.close()
 
     def __enter__(self) -> MediaPipeDetector:
         return self
@@ -203,9 +212,10 @@ class MediaPipeDetector:
         return np.ascontiguousarray(small), (height, width)
 
     def _process(self, solution, small: np.ndarray):
-        start = time.perf_counter()
-        result = solution.process(small)
-        self._seconds += time.perf_counter() - start
+        with native_logs_silenced():  # the graphs' first runs log warnings from C++
+            start = time.perf_counter()
+            result = solution.process(small)
+            self._seconds += time.perf_counter() - start
         return result
 
     @staticmethod

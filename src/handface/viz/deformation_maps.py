@@ -36,15 +36,31 @@ def render_heatmap(
     sample: InteractionSample, scale_mm: float, size: int, with_hand: bool = True
 ) -> np.ndarray:
     """The deformed face coloured by ``|D|`` from the sample's camera (hand in grey)."""
-    meshes = [(sample.face_vertices_deformed, sample.face_faces)]
-    colours = [deformation_colours(sample.deformation, scale_mm)]
-    if with_hand:
-        for hand in sample.hands.values():
-            meshes.append((hand.vertices, hand.faces))
-            colours.append(torch.tensor(HAND_GREY).expand(hand.vertices.shape[0], 3))
-    scene = Scene.from_meshes(meshes)
+    hands = [(h.vertices, h.faces) for h in sample.hands.values()] if with_hand else []
     K = sample.K.clone()
     K[:2] *= size / sample.image_size[0]
+    return heatmap_view(sample.face_vertices_deformed, sample.face_faces, sample.deformation,
+                        hands, K, size, scale_mm)  # fmt: skip
+
+
+def heatmap_view(
+    face_vertices: Float[Tensor, "V 3"],
+    face_faces: Tensor,
+    deformation: Float[Tensor, "V 3"],
+    hands: list[tuple[Tensor, Tensor]],
+    K: Float[Tensor, "3 3"],
+    size: int,
+    scale_mm: float,
+) -> np.ndarray:
+    """A face (camera frame) coloured by ``|deformation|`` and the hands in grey, seen through
+    ``K`` into a ``size`` square (uint8)."""
+    meshes = [(face_vertices.float(), face_faces)]
+    colours = [deformation_colours(deformation.float(), scale_mm)]
+    for vertices, faces in hands:
+        meshes.append((vertices.float(), faces))
+        colours.append(torch.tensor(HAND_GREY).expand(vertices.shape[0], 3))
+    scene = Scene.from_meshes(meshes)
+    K = K.float()
     fragments = scene.rasterize(K, size, size)
     out = shade(
         fragments, scene.vertices, scene.faces, K, vertex_colors=torch.cat(colours),
