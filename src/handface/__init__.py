@@ -10,9 +10,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # ``handface.track(video)``: the sub-package is callable (handface.track.run.track_video);
-    # loaded on first use so ``import handface`` stays light
+    # ``handface.reconstruct(image)``: handface.api. Loaded on first use so ``import handface``
+    # stays light
     if name == "track":
         import handface.track
 
         return handface.track
+    if name in ("reconstruct", "make_reconstructor"):
+        from handface import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'handface' has no attribute {name!r}")

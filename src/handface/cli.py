@@ -134,6 +134,7 @@ class Reconstruct:
     def main(self) -> None:
         from tqdm import tqdm
 
+        from handface.api import make_reconstructor
         from handface.fit.batch import reconstruct_files
         from handface.fit.single_image import ReconstructConfig
 
@@ -147,20 +148,13 @@ class Reconstruct:
 
         from handface.errors import InputError
 
-        reconstructor = None
-        config = ReconstructConfig(mode=self.mode, focal=self.focal)
-        if self.method == "dice":
-            if self.depth is not None:
-                raise InputError("--depth is used by --method fit|hybrid; DICE takes RGB")
-            from handface.dice.predictor import DicePredictor
-
-            reconstructor = DicePredictor(self.checkpoint, focal=self.focal)
-        elif self.method == "hybrid":
-            from handface.hybrid import HybridReconstructor
-
-            reconstructor = HybridReconstructor(self.checkpoint, config)
-        elif self.checkpoint is not None:
+        if self.method == "dice" and self.depth is not None:
+            raise InputError("--depth is used by --method fit|hybrid; DICE takes RGB")
+        if self.method == "fit" and self.checkpoint is not None:
             raise InputError("--checkpoint goes with --method dice or hybrid")
+        config = ReconstructConfig(mode=self.mode, focal=self.focal)
+        reconstructor = make_reconstructor(self.method, checkpoint=self.checkpoint,
+                                           focal=self.focal, mode=self.mode)  # fmt: skip
         result = reconstruct_files(
             self.images,
             self.out,
@@ -711,6 +705,56 @@ class AvatarExport:
         print(f"{self.avatar}: {what} -> {self.out}")
 
 
+@dataclass
+class Export:
+    """Export a result's meshes as one file for Blender, three.js or MeshLab.
+
+    PATH is a Capture folder (`handface reconstruct`): the deformed face and the hands,
+    coloured by contact probability (grey, orange, red), in the camera's frame. Or an avatar
+    folder (`handface avatar`): the textured head, as `handface avatar export`.
+    """
+
+    path: tyro.conf.Positional[Path]
+    """A Capture folder (holds result.json) or an avatar folder (holds avatar.json)."""
+    out: Path
+    """The file to write; its suffix gives the format unless --format is given."""
+    format: Literal["glb", "obj", "ply"] | None = None
+    """glb (binary glTF: Y up, one named node per mesh, vertex colours), obj (one object per
+    mesh, colours as the `v x y z r g b` extension) or ply (one coloured mesh). Default: the
+    suffix of --out."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+    def main(self) -> None:
+        from handface.errors import InputError, OutputExistsError
+
+        file_format = self.format or self.out.suffix.lower().lstrip(".")
+        if file_format not in ("glb", "obj", "ply"):
+            raise InputError(f"{self.out}: give --format glb|obj|ply or name the file so")
+        if self.out.suffix.lower() != f".{file_format}":
+            raise InputError(f"{self.out}: a {file_format} file should end in .{file_format}")
+        if self.out.exists() and not self.overwrite:
+            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
+                                    "--overwrite")  # fmt: skip
+        if (self.path / "avatar.json").is_file():
+            if file_format != "glb":
+                raise InputError(f"{self.path} is an avatar: it exports as .glb (its folder "
+                                 "already holds head.obj)")  # fmt: skip
+            from handface.avatar.export import export_avatar_glb
+            from handface.avatar.folder import load_avatar
+            from handface.models import default_head_model
+
+            export_avatar_glb(load_avatar(self.path), default_head_model(), {}, self.out)
+        else:
+            from handface.export.capture import export_capture
+            from handface.io.capture_folder import load_capture
+
+            if not self.path.is_dir():
+                raise InputError(f"{self.path} is not a folder (give a Capture or avatar folder)")
+            export_capture(load_capture(self.path), self.out, file_format)
+        print(f"{self.path} -> {self.out}")
+
+
 Command = (
     Annotated[Reconstruct, tyro.conf.subcommand("reconstruct")]
     | Annotated[Track, tyro.conf.subcommand("track")]
@@ -718,6 +762,7 @@ Command = (
     | Annotated[AvatarRender, tyro.conf.subcommand("avatar-render")]
     | Annotated[AvatarHands, tyro.conf.subcommand("avatar-hands")]
     | Annotated[AvatarExport, tyro.conf.subcommand("avatar-export")]
+    | Annotated[Export, tyro.conf.subcommand("export")]
     | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]
