@@ -19,13 +19,13 @@ lie in the model's range (``HeadModel.expression_bounds``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from handface.errors import InputError
+from handface.io.files import read_format_json
 
 EXPRESSIONS_FORMAT = "handface-expressions"
 EXPRESSIONS_VERSION = 1
@@ -42,20 +42,7 @@ def read_expressions(
         InputError: unreadable, another format or a newer version, an unknown coefficient
             name, or a value that is not a finite number within ``bounds``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"expression file {path} does not exist")
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path} is not a JSON expression file ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != EXPRESSIONS_FORMAT:
-        raise InputError(f'{path} is not an expression file (no "format": "{EXPRESSIONS_FORMAT}")')
-    if document.get("version") != EXPRESSIONS_VERSION:
-        raise InputError(
-            f"{path}: expression format version {document.get('version')}; this handface reads "
-            f"{EXPRESSIONS_VERSION}"
-        )
+    document = read_format_json(path, "expression file", EXPRESSIONS_FORMAT, EXPRESSIONS_VERSION)
     entries = document.get("expressions")
     if not isinstance(entries, list) or not entries:
         raise InputError(f'{path}: "expressions" must be a non-empty list, one entry per frame')

@@ -42,7 +42,7 @@ from handface.avatar.hand_deformation import (
 )
 from handface.avatar.model import Avatar
 from handface.errors import InputError
-from handface.io.files import atomic_write_bytes
+from handface.io.files import atomic_write_bytes, read_format_json
 from handface.models import HandParams
 from handface.models.regions import face_regions_for
 from handface.physics import Collider, deform
@@ -99,21 +99,8 @@ def read_hand_poses(path: Path, articulation_size: int) -> HandPoses:
         InputError: unreadable, another format or a newer version, an unknown side, or a
             field of the wrong length or with a non-finite value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"hand pose file {path} does not exist")
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path} is not a JSON hand pose file ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != HAND_POSES_FORMAT:
-        raise InputError(
-            f'{path} is not a hand pose file (no "format": "{HAND_POSES_FORMAT}"); write one '
-            "with `handface avatar hands`"
-        )
-    if document.get("version") != HAND_POSES_VERSION:
-        raise InputError(f"{path}: hand pose format version {document.get('version')}; this "
-                         f"handface reads {HAND_POSES_VERSION}")  # fmt: skip
+    document = read_format_json(path, "hand pose file", HAND_POSES_FORMAT, HAND_POSES_VERSION,
+                                "; write one with `handface avatar hands`")  # fmt: skip
     if document.get("frame") != "head":
         raise InputError(f'{path}: "frame" must be "head" (poses in the head\'s frame)')
     entries = document.get("poses")

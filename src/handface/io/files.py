@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from handface.errors import OutputExistsError
+from handface.errors import InputError, OutputExistsError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -60,3 +61,29 @@ def atomic_output_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(staging, out)
+
+
+def read_format_json(path: Path, noun: str, file_format: str, version: int, hint: str = "") -> dict:
+    """A JSON file that declares ``"format": file_format`` and ``"version": version``.
+
+    ``noun`` names the kind of file in messages ("hand pose file"); ``hint`` ends the message
+    for a file of another kind (e.g. how to write one).
+
+    Raises:
+        InputError: missing, not JSON, another format, or another version.
+    """
+    path = Path(path)
+    kind = noun.removesuffix(" file")
+    article = "an" if noun[:1].lower() in "aeiou" else "a"
+    if not path.is_file():
+        raise InputError(f"{noun} {path} does not exist")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is not a JSON {noun} ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != file_format:
+        raise InputError(f'{path} is not {article} {noun} (no "format": "{file_format}"){hint}')
+    if document.get("version") != version:
+        raise InputError(f"{path}: {kind} format version {document.get('version')}; this "
+                         f"handface reads {version}")  # fmt: skip
+    return document
