@@ -396,14 +396,12 @@ class Pca:
 
     def main(self) -> None:
         from handface.avatar.deformation_basis import fit_basis, load_deformations
-        from handface.errors import InputError, OutputExistsError
+        from handface.errors import InputError
+        from handface.io.files import refuse_existing
 
         if self.components < 1:
             raise InputError(f"--components must be at least 1, got {self.components}")
-        if self.out.exists() and not self.overwrite:
-            raise OutputExistsError(
-                f"{self.out} already exists; choose another --out or pass --overwrite"
-            )
+        refuse_existing(self.out, self.overwrite)
         train, heldout = load_deformations(self.data, heldout_every=self.heldout_every)
         basis = fit_basis(train, heldout, self.components)
         basis.save(self.out)
@@ -545,13 +543,11 @@ class Avatar:
         from handface.avatar.build import AvatarConfig, build_avatar
         from handface.avatar.deformation_basis import DeformationBasis
         from handface.avatar.folder import save_avatar
-        from handface.errors import InputError, OutputExistsError
+        from handface.errors import InputError
+        from handface.io.files import refuse_existing
         from handface.models import default_head_model
 
-        if self.out.exists() and not self.overwrite:
-            raise OutputExistsError(
-                f"{self.out} already exists; choose another --out or pass --overwrite"
-            )
+        refuse_existing(self.out, self.overwrite)
         if self.size < 32:
             raise InputError(f"--size must be at least 32 pixels, got {self.size}")
         for name in ("appearance_steps", "presses", "deformation_steps"):
@@ -649,13 +645,12 @@ class AvatarHands:
     def main(self) -> None:
         from handface.avatar.folder import load_avatar
         from handface.avatar.hand_poses import avatar_hand_poses, write_hand_poses
-        from handface.errors import InputError, OutputExistsError
+        from handface.errors import InputError
+        from handface.io.files import refuse_existing
 
         if self.out.suffix.lower() != ".json":
             raise InputError(f"{self.out}: hand poses are written as .json; name it so")
-        if self.out.exists() and not self.overwrite:
-            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
-                                    "--overwrite")  # fmt: skip
+        refuse_existing(self.out, self.overwrite)
         if self.stride < 1:
             raise InputError(f"--stride must be at least 1, got {self.stride}")
         avatar = load_avatar(self.avatar)
@@ -688,14 +683,13 @@ class AvatarExport:
     def main(self) -> None:
         from handface.avatar.export import export_avatar_glb
         from handface.avatar.folder import load_avatar
-        from handface.errors import InputError, OutputExistsError
+        from handface.errors import InputError
+        from handface.io.files import refuse_existing
         from handface.models import AnnyHandModel, default_head_model
 
         if self.out.suffix.lower() != ".glb":
             raise InputError(f"{self.out}: the export is binary glTF; name it .glb")
-        if self.out.exists() and not self.overwrite:
-            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
-                                    "--overwrite")  # fmt: skip
+        refuse_existing(self.out, self.overwrite)
         avatar = load_avatar(self.avatar)
         if self.frame is not None and not 0 <= self.frame < len(avatar):
             raise InputError(f"--frame {self.frame} is outside the avatar's {len(avatar)} frames")
@@ -726,16 +720,15 @@ class Export:
     """Replace --out if it exists."""
 
     def main(self) -> None:
-        from handface.errors import InputError, OutputExistsError
+        from handface.errors import InputError
+        from handface.io.files import refuse_existing
 
         file_format = self.format or self.out.suffix.lower().lstrip(".")
         if file_format not in ("glb", "obj", "ply"):
             raise InputError(f"{self.out}: give --format glb|obj|ply or name the file so")
         if self.out.suffix.lower() != f".{file_format}":
             raise InputError(f"{self.out}: a {file_format} file should end in .{file_format}")
-        if self.out.exists() and not self.overwrite:
-            raise OutputExistsError(f"{self.out} already exists; choose another --out or pass "
-                                    "--overwrite")  # fmt: skip
+        refuse_existing(self.out, self.overwrite)
         if (self.path / "avatar.json").is_file():
             if file_format != "glb":
                 raise InputError(f"{self.path} is an avatar: it exports as .glb (its folder "

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handface.errors import InputError, OutputExistsError
+from handface.errors import InputError
+from handface.io.files import refuse_existing
 
 
 def render_video(
@@ -43,8 +44,7 @@ def render_video(
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the avatar video is written as .mp4; name it so")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    refuse_existing(out, overwrite)
     if stride < 1:
         raise InputError(f"--stride must be at least 1, got {stride}")
     avatar = load_avatar(Path(avatar_folder))

@@ -18,8 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from handface.capture import Capture
-from handface.errors import HandfaceError, InputError, OutputExistsError
+from handface.errors import HandfaceError, InputError
 from handface.fit.single_image import ReconstructConfig, Reconstructor
+from handface.io.files import refuse_existing
 
 
 @dataclass
@@ -86,10 +87,7 @@ def output_folders(images: Sequence[Path], out: Path, overwrite: bool) -> list[P
                 f"{seen[folder]} and {image} would both write {folder}; rename one of them"
             )
         seen[folder] = image
-        if folder.exists() and not overwrite:
-            raise OutputExistsError(
-                f"{folder} already exists; choose another --out or pass --overwrite"
-            )
+        refuse_existing(folder, overwrite)
     return folders
 
 

@@ -13,6 +13,13 @@ from pathlib import Path
 from handface.errors import InputError, OutputExistsError
 
 
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """Raise :class:`OutputExistsError` when ``out`` exists and ``overwrite`` is false: results
+    people keep are never replaced unless asked."""
+    if Path(out).exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -42,8 +49,7 @@ def atomic_output_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
         ...     _ = (staging / "a.txt").write_text("done")
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    refuse_existing(out, overwrite)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)

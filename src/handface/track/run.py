@@ -61,10 +61,10 @@ def track_video(
     depth_reader = None
     if depth is not None:
         depth_reader = DepthReader(depth, scale=depth_scale, size=reader.size)
-    if out is not None and Path(out).exists() and not overwrite:
-        from handface.errors import OutputExistsError
+    if out is not None:
+        from handface.io.files import refuse_existing
 
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+        refuse_existing(Path(out), overwrite)
     if tracker is None:
         tracker = make_tracker(method, checkpoint=checkpoint, focal=focal, config=config)
     kwargs = dict(
