@@ -53,3 +53,23 @@ def test_cli_stderr_has_no_third_party_lines_unless_verbose(tmp_path, verbose):
     else:
         assert foreign == [], foreign
         assert (tmp_path / "out" / EXAMPLE.stem / "result.json").is_file()
+
+
+def test_a_detector_logs_nothing_after_it_is_built():
+    """MediaPipe opens its graphs' calculators on worker threads after construction returns;
+    their log lines must still land inside the silenced construction, not on the console a
+    moment later (seen in `handface reconstruct` of the first photo)."""
+    code = (
+        "import sys, time\n"
+        "from handface.detect.mediapipe_detector import MediaPipeDetector\n"
+        "detector = MediaPipeDetector(segment_person=True)\n"
+        "time.sleep(1.5)\n"
+        "print('built', file=sys.stderr, flush=True)\n"
+        "detector.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "built" in result.stderr
+    foreign = [line for line in result.stderr.splitlines() if THIRD_PARTY.match(line)]
+    assert foreign == [], foreign

@@ -13,11 +13,15 @@ Saving to a folder is :func:`handface.io.capture_folder.save_capture`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from jaxtyping import Float, Int
+
+from handface.errors import InputError
 
 CAPTURE_SCHEMA_VERSION = 1
 """Version of ``result.json``; bumped whenever a field changes meaning."""
@@ -120,6 +124,37 @@ class Capture:
     def touching(self) -> bool:
         """Some hand touches the face."""
         return any(hand.touching for hand in self.hands.values())
+
+    # Shortcuts to the layers above (export, view): imported when called, so importing this
+    # module loads neither (tests/test_layering.py allows exactly these two).
+    def export(self, path: str | os.PathLike, file_format: str | None = None) -> Path:
+        """Write the deformed face and the hands, coloured by contact, as one ``.glb``,
+        ``.obj`` or ``.ply`` file (format from the suffix unless given; camera frame; GLB is
+        Y up). Same as ``handface export`` of the capture's folder.
+
+        Example:
+            >>> handface.reconstruct("photo.jpg").export("photo.glb")     # doctest: +SKIP
+        """
+        from handface.export.capture import export_capture
+
+        path = Path(path)
+        file_format = (file_format or path.suffix.lstrip(".")).lower()
+        if file_format not in ("glb", "obj", "ply"):
+            raise InputError(f"{path}: give a .glb, .obj or .ply file (or file_format=)")
+        return export_capture(self, path, file_format)
+
+    def show(self, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+        """Open this capture in the 3D viewer (``handface view``): prints the address and
+        serves until Ctrl-C. ``host`` other than 127.0.0.1 exposes it to the network.
+
+        Example:
+            >>> handface.reconstruct("photo.jpg").show()   # http://127.0.0.1:8080  # doctest: +SKIP
+        """
+        from handface.view.scene import capture_scene
+        from handface.view.server import serve_scene
+
+        name = Path(self.source).stem if self.source else "capture"
+        serve_scene(capture_scene(self, name), host=host, port=port)
 
     def label_arrays(self) -> dict[str, np.ndarray]:
         """The arrays of ``params.npz``: synthetic-label names (see the module docstring)."""

@@ -14,10 +14,17 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from handface.capture import CapturedFace, CapturedHand
+from handface.capture import Capture, CapturedFace, CapturedHand
+from handface.data.sample import InteractionSample
 from handface.geometry.camera import project_points
-from handface.geometry.contact import penetration_from_sdf, touching
+from handface.geometry.contact import (
+    contact_probability,
+    penetration_from_sdf,
+    surface_signed_distance,
+    touching,
+)
 from handface.models.base import HandModel, HeadModel
+from handface.models.face_areas import load_face_areas, touched_areas
 from handface.models.landmarks import landmarks_478_from_68
 
 
@@ -108,3 +115,115 @@ def penetration_figures(sdfs: list[Float[Tensor, " Vh"]]) -> dict[str, float]:
         "max_after_mm": round(1000.0 * float(depths.max()), 3),
         "collision_distance_mm": round(1000.0 * float(depths.sum() / depths.numel()), 4),
     }
+
+
+def touched_regions_by_hand(capture: Capture) -> dict[str, list[str]]:
+    """The named face areas each touching hand touches: side -> areas, most touched first.
+
+    One touching hand owns all of ``capture.touched_regions``; with two, each hand's areas are
+    those whose face vertices are in contact with that hand's own surface (the contact rule of
+    :mod:`handface.geometry.contact`). Empty when nothing touches or the head has no named
+    areas (a FLAME head, say).
+
+    Example:
+        >>> touched_regions_by_hand(capture)                 # doctest: +SKIP
+        {'right': ['left cheek'], 'left': ['chin']}
+    """
+    touching_sides = [side for side, hand in capture.hands.items() if hand.touching]
+    face = capture.face
+    if face is None or not touching_sides:
+        return {}
+    if len(np.asarray(face.vertices_deformed)) != len(load_face_areas().labels):
+        return {}
+    if len(touching_sides) == 1:
+        return {touching_sides[0]: list(capture.touched_regions)}
+    deformed = torch.as_tensor(np.asarray(face.vertices_deformed, np.float32))
+    out = {}
+    for side in touching_sides:
+        hand = capture.hands[side]
+        distance = surface_signed_distance(
+            deformed,
+            torch.as_tensor(np.asarray(hand.vertices, np.float32)),
+            torch.as_tensor(np.asarray(hand.faces, np.int64)),
+        )
+        out[side] = touched_areas(contact_probability(distance).numpy())
+    return out
+
+
+def ground_truth_capture(sample: InteractionSample) -> Capture:
+    """A synthetic (or Decaf) item's ground truth as a :class:`~handface.capture.Capture`, in
+    its camera's frame, so every picture and export of captures shows the truth the same way.
+
+    Contact and ``touching`` come from the labels (a hand touches when one of its vertices is
+    labelled in contact), ``min_distance_mm`` from the hand's signed distance to the deformed
+    face; the "detected" landmarks and keypoints are NaN (nothing was detected); the photo is
+    the sample's render when it has one.
+
+    Example:
+        >>> truth = ground_truth_capture(SynthDataset("data/synth")[0])    # doctest: +SKIP
+        >>> truth.touching, truth.touched_regions                          # doctest: +SKIP
+        (True, ['left cheek'])
+    """
+    R = sample.R.detach().double().cpu()
+    t = sample.t.detach().double().cpu()
+
+    def camera(points: Tensor) -> np.ndarray:
+        return (points.detach().double().cpu() @ R.T + t).numpy()
+
+    def plain(value: Tensor) -> np.ndarray:
+        return value.detach().cpu().numpy()
+
+    deformed = camera(sample.face_vertices_deformed)
+    faces = plain(sample.face_faces).astype(np.int64)
+    contact = np.nan_to_num(plain(sample.face_contact).astype(np.float32))
+    landmarks = camera(sample.face_keypoints3d)
+    nan478 = np.full((478, 2), np.nan, np.float32)
+    face = CapturedFace(
+        params={name: plain(value).reshape(-1) for name, value in sample.head_params.items()},
+        vertices=camera(sample.face_vertices),
+        vertices_deformed=deformed,
+        faces=faces,
+        deformation=plain(sample.deformation),
+        rotation=(R @ sample.head_rotation.detach().double().cpu()).numpy(),
+        contact=contact,
+        landmarks3d=landmarks if len(landmarks) == 478 else np.full((478, 3), np.nan),
+        landmarks2d=plain(sample.face_keypoints2d) if len(landmarks) == 478 else nan478,
+        keypoints68_3d=camera(sample.face_keypoints68_3d),
+        keypoints68_2d=plain(sample.face_keypoints68_2d),
+        detected_landmarks2d=nan478,
+    )
+    hands = {}
+    for side, hand in sample.hands.items():
+        vertices = camera(hand.vertices)
+        hand_contact = np.nan_to_num(plain(hand.contact).astype(np.float32))
+        sdf = surface_signed_distance(
+            torch.as_tensor(vertices), torch.as_tensor(deformed), torch.as_tensor(faces)
+        )
+        hands[side] = CapturedHand(
+            side=side,
+            params={name: plain(value).reshape(-1) for name, value in hand.params.items()},
+            vertices=vertices,
+            faces=plain(hand.faces).astype(np.int64),
+            contact=hand_contact,
+            keypoints3d=camera(hand.keypoints3d),
+            keypoints2d=plain(hand.keypoints2d),
+            detected_keypoints2d=np.full((21, 2), np.nan, np.float32),
+            detection_score=1.0,
+            touching=bool((hand_contact > 0.5).any()),
+            min_distance_mm=round(1000.0 * float(sdf.min()), 3),
+        )
+    image = None
+    if sample.image is not None:
+        image = (plain(sample.image).clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    areas = touched_areas(contact) if len(contact) == len(load_face_areas().labels) else []
+    return Capture(
+        image_size=tuple(int(n) for n in sample.image_size),
+        K=plain(sample.K).astype(np.float64),
+        camera_source="given",
+        face=face,
+        hands=hands,
+        touched_regions=areas,
+        source=sample.key,
+        image=image,
+        mode="ground truth",
+    )

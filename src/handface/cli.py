@@ -100,8 +100,11 @@ class Reconstruct:
 
     Each image gets a folder OUT/<image name>/ with result.json (contact per hand, face
     regions touched, penetration, timings, warnings), face.ply (deformed, contact as colour),
-    hand_left.ply / hand_right.ply, params.npz and overlay.png (meshes over the photo with a
-    contact heat map). Videos give one frame (the middle one); `handface track` is for videos.
+    hand_left.ply / hand_right.ply, params.npz and overlay.png (the shaded meshes over the
+    photo with the contact heat map and the verdict per hand; the scene from the side and from
+    above, where a hand on the face and one a few cm in front look different; the face map of
+    contact and of how far it was pressed in; a legend). Videos give one frame (the middle
+    one); `handface track` is for videos.
 
     --method fit fits the models to MediaPipe's landmarks (optimisation); --method dice runs
     the DICE network (the trained network shipped with handface, or --checkpoint); --method
@@ -423,7 +426,8 @@ class Track:
 
     OUT/ holds timeline.json (per frame: touching per hand, areas touched, detector status),
     sequence.npz (all per-frame parameters, contact, deformation), overlay.mp4 (the video with
-    the meshes, contact heat map and a side view), contact_timeline.png and, with --meshes,
+    the meshes, contact heat map and the verdict per hand; side and top views of the scene; a
+    legend), contact_timeline.png and, with --meshes,
     meshes/<frame>_face.ply ... Nothing is written if tracking fails or is interrupted.
     """
 
@@ -700,16 +704,52 @@ class AvatarExport:
 
 
 @dataclass
+class View:
+    """Look at a result in 3D in the browser (viser): a Capture folder (`handface
+    reconstruct`), a Sequence folder (`handface track`: frame slider and Play), an avatar
+    folder (`handface avatar`: the textured head, its hand deformation per frame) or a
+    synthetic dataset (`handface synth`: sample --index's ground truth).
+
+    The panel switches the colours (contact, plain, the deformation |D| heat map with its mm
+    scale), prediction vs ground truth (--gt), each mesh and the camera with its photo. Serves
+    until Ctrl-C at http://HOST:PORT; the default host 127.0.0.1 keeps the results on this
+    machine, any other (0.0.0.0) exposes them to the network.
+    """
+
+    path: tyro.conf.Positional[Path]
+    """A Capture, Sequence, avatar or synthetic dataset folder."""
+    host: str = "127.0.0.1"
+    """Address to serve on; anything but 127.0.0.1 makes the results reachable from the
+    network."""
+    port: int = 8080
+    """Port to serve on (the next free one if taken; the printed address says which)."""
+    index: int = 0
+    """Sample of a synthetic dataset (PATH's, or --gt's; with a Sequence: --gt's sequence)."""
+    gt: Path | None = None
+    """A synthetic dataset whose ground truth is shown with a Capture or Sequence folder."""
+
+    def main(self) -> None:
+        from handface.view import serve
+
+        serve(self.path, host=self.host, port=self.port, index=self.index, gt=self.gt)
+
+
+@dataclass
 class Export:
     """Export a result's meshes as one file for Blender, three.js or MeshLab.
 
     PATH is a Capture folder (`handface reconstruct`): the deformed face and the hands,
-    coloured by contact probability (grey, orange, red), in the camera's frame. Or an avatar
-    folder (`handface avatar`): the textured head, as `handface avatar export`.
+    coloured by contact probability (grey, orange, red), in the camera's frame. Or a Sequence
+    folder (`handface track`): one animated .glb that Blender and three.js play, the face and
+    each hand changing every frame (a morph target per frame, stepped at the video's times; a
+    hand hidden where it was not tracked), coloured by each mesh's maximum contact over the
+    clip. Or an avatar folder (`handface avatar`): the textured head, as `handface avatar
+    export`.
     """
 
     path: tyro.conf.Positional[Path]
-    """A Capture folder (holds result.json) or an avatar folder (holds avatar.json)."""
+    """A Capture folder (holds result.json), a Sequence folder (holds timeline.json and
+    sequence.npz; exports as .glb only) or an avatar folder (holds avatar.json)."""
     out: Path
     """The file to write; its suffix gives the format unless --format is given."""
     format: Literal["glb", "obj", "ply"] | None = None
@@ -718,18 +758,29 @@ class Export:
     suffix of --out."""
     overwrite: bool = False
     """Replace --out if it exists."""
+    stride: int = 1
+    """Sequence only: keep every n-th tracked frame (a smaller file)."""
+    start: int | None = None
+    """Sequence only: the first video frame to export (`frame` in timeline.json)."""
+    end: int | None = None
+    """Sequence only: the video frame to stop before (default: to the end)."""
 
     def main(self) -> None:
         from handface.errors import InputError
         from handface.io.files import refuse_existing
+        from handface.io.folders import folder_kind
 
+        kind = folder_kind(self.path, ("capture", "sequence", "avatar"))
+        if kind != "sequence" and (self.stride, self.start, self.end) != (1, None, None):
+            raise InputError(f"{self.path} is not a Sequence folder: --stride, --start and --end "
+                             "apply only to one (from `handface track`)")  # fmt: skip
         file_format = self.format or self.out.suffix.lower().lstrip(".")
         if file_format not in ("glb", "obj", "ply"):
             raise InputError(f"{self.out}: give --format glb|obj|ply or name the file so")
         if self.out.suffix.lower() != f".{file_format}":
             raise InputError(f"{self.out}: a {file_format} file should end in .{file_format}")
         refuse_existing(self.out, self.overwrite)
-        if (self.path / "avatar.json").is_file():
+        if kind == "avatar":
             if file_format != "glb":
                 raise InputError(f"{self.path} is an avatar: it exports as .glb (its folder "
                                  "already holds head.obj)")  # fmt: skip
@@ -738,14 +789,65 @@ class Export:
             from handface.models import default_head_model
 
             export_avatar_glb(load_avatar(self.path), default_head_model(), {}, self.out)
+        elif kind == "sequence":
+            if file_format != "glb":
+                raise InputError(f"{self.path} is a sequence: it exports as one animated .glb "
+                                 f"(give --out {self.out.with_suffix('.glb').name})")  # fmt: skip
+            from handface.export.sequence import export_sequence
+            from handface.io.sequence_folder import load_sequence
+
+            export_sequence(load_sequence(self.path), self.out, start=self.start, end=self.end,
+                            stride=self.stride)  # fmt: skip
         else:
             from handface.export.capture import export_capture
             from handface.io.capture_folder import load_capture
 
-            if not self.path.is_dir():
-                raise InputError(f"{self.path} is not a folder (give a Capture or avatar folder)")
             export_capture(load_capture(self.path), self.out, file_format)
         print(f"{self.path} -> {self.out}")
+
+
+@dataclass
+class ExportModel:
+    """Export the DICE network for another engine: ONNX (onnxruntime, TensorRT, ...) or
+    TorchScript (torch.jit.load, LibTorch).
+
+    One input, `image`: (B, 3, S, S) float32 RGB in [0, 1], the square crop around the face
+    and hands (S = 224; the normalisation is inside the graph). Named outputs: the deformed and
+    undeformed face, its deformation and per-vertex contact probability, the right hand and its
+    contact, the head and hand parameters, hand presence and touch probabilities, the
+    weak-perspective camera. The file is run once on fresh random crops and must match
+    PyTorch (the largest difference is printed) before it is written; OUT.json next to it
+    lists the inputs, outputs, shapes and the preprocessing. The ONNX file takes any batch
+    size; a TorchScript file only --batch-size crops per call.
+    """
+
+    out: Path
+    """The file to write (.onnx or .pt); OUT.json is written next to it."""
+    format: Literal["onnx", "torchscript"] | None = None
+    """onnx (opset 18, dynamic batch) or torchscript (traced). Default: from the suffix of
+    --out (.onnx, .pt)."""
+    checkpoint: Path | None = None
+    """DICE weights: model.pt (or checkpoint.pt) of a `handface train` run. Default: the
+    network shipped with handface."""
+    overwrite: bool = False
+    """Replace --out (and OUT.json) if they exist."""
+    batch_size: int = 2
+    """Crops per call when tracing and checking; a TorchScript file accepts only this many
+    (2: a crop and its mirror, as the predictor runs it)."""
+
+    def main(self) -> None:
+        from handface.export.model import export_dice_model, model_format
+        from handface.io.files import refuse_existing
+
+        file_format = model_format(self.out, self.format)
+        refuse_existing(self.out, self.overwrite)
+        report = export_dice_model(
+            self.out, file_format, self.checkpoint, overwrite=self.overwrite,
+            batch_size=self.batch_size,
+        )  # fmt: skip
+        size_mb = report.file_bytes / 1e6
+        print(f"{report.path} ({report.file_format}, {size_mb:.1f} MB, + {report.sidecar.name}): "
+              f"max |difference| to PyTorch {report.max_diff:.2g}")  # fmt: skip
 
 
 Command = (
@@ -756,6 +858,8 @@ Command = (
     | Annotated[AvatarHands, tyro.conf.subcommand("avatar-hands")]
     | Annotated[AvatarExport, tyro.conf.subcommand("avatar-export")]
     | Annotated[Export, tyro.conf.subcommand("export")]
+    | Annotated[ExportModel, tyro.conf.subcommand("export-model")]
+    | Annotated[View, tyro.conf.subcommand("view")]
     | Annotated[Synth, tyro.conf.subcommand("synth")]
     | Annotated[Eval, tyro.conf.subcommand("eval")]
     | Annotated[Pca, tyro.conf.subcommand("pca")]

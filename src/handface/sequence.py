@@ -8,7 +8,8 @@ detector lost it, seen by the network only, or missing), the touching verdicts a
 areas, the per-vertex contact of face and hands, and the deformation ``D`` (head canonical
 frame). Per-vertex arrays are stored sparsely (only vertices with contact or with ``|D|`` above
 a micrometre), so a long clip stays small: meshes are posed from the parameters on demand
-(:meth:`Sequence.capture`).
+(:func:`posed_meshes`, the one place that does it: ``handface export`` and ``handface view``
+call it).
 
 Saving to a folder (``sequence.npz``, ``timeline.json``, ...) is
 :func:`handface.io.sequence_folder.save_sequence`.
@@ -21,13 +22,18 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 
 from handface.capture import Capture
+from handface.errors import InputError
+
+if TYPE_CHECKING:
+    from handface.models.base import HandModel, HeadModel
 
 SEQUENCE_SCHEMA_VERSION = 1
 """Version of ``sequence.npz`` / ``timeline.json``; bumped whenever a field changes meaning."""
@@ -39,6 +45,12 @@ CONTACT_FLOOR = 0.01
 """Contact probabilities at or below this are stored as 0 (sparse storage)."""
 DEFORMATION_FLOOR = 1e-6
 """Deformations (metres) at or below this length are stored as 0."""
+HEAD_POSE = ("global_orient", "transl", "expression")
+"""The head parameters stored per frame (the shape is the sequence's)."""
+HAND_POSE = ("global_orient", "transl", "articulation")
+"""A hand's parameters stored per frame (the shape is the sequence's)."""
+POSE_CHUNK = 32
+"""Frames posed per forward pass of a model (:func:`posed_meshes`)."""
 
 
 @dataclass
@@ -193,17 +205,13 @@ def frame_record(
     face_contact, deformation = SparseRows.empty(), SparseRows.empty(3)
     if capture.face is not None:
         params = capture.face.params
-        head = {name: np.asarray(params[name], np.float32) for name in
-                ("global_orient", "transl", "expression")}  # fmt: skip
+        head = {name: np.asarray(params[name], np.float32) for name in HEAD_POSE}
         face_contact = SparseRows.from_dense(capture.face.contact, CONTACT_FLOOR)
         deformation = SparseRows.from_dense(capture.face.deformation, DEFORMATION_FLOOR)
     hands = {
         side: FrameHand(
             status=status.get(side, "detected"),
-            params={
-                name: np.asarray(hand.params[name], np.float32)
-                for name in ("global_orient", "transl", "articulation")
-            },  # fmt: skip
+            params={name: np.asarray(hand.params[name], np.float32) for name in HAND_POSE},
             touching=bool(hand.touching),
             min_distance_mm=float(hand.min_distance_mm),
             regions=list(hand_regions.get(side, [])),
@@ -222,3 +230,103 @@ def frame_record(
         touched_regions=list(capture.touched_regions),
         penetration=dict(capture.penetration),
     )
+
+
+@dataclass
+class MeshTrack:
+    """One mesh of a sequence posed over some frames (camera frame, metres)."""
+
+    name: str
+    """``face``, ``left_hand`` or ``right_hand``."""
+    faces: Int[np.ndarray, "F 3"]
+    vertices: Float[np.ndarray, "K V 3"]
+    """Per frame, the posed (face: deformed) vertices; zeros where absent."""
+    present: Bool[np.ndarray, " K"]
+    """Per frame, whether the mesh exists there."""
+    contact: Float[np.ndarray, "K V"]
+    """Per frame, the per-vertex contact probability (0 where absent)."""
+    deformation: Float[np.ndarray, "K V 3"] | None = None
+    """The face's ``D`` per frame (head canonical frame, as stored); None for a hand."""
+
+
+def posed_meshes(
+    sequence: Sequence,
+    frames: list[int] | None = None,
+    head_model: HeadModel | None = None,
+    hand_models: Mapping[str, HandModel] | None = None,
+) -> list[MeshTrack]:
+    """The face and each hand over ``frames`` (positions in ``sequence.frames``, default all),
+    posed from the stored parameters, :data:`POSE_CHUNK` frames per model call: the face is
+    the head model's output plus ``D`` turned by the head's rotation (``vertices + D @ R.T``),
+    a hand the hand model's output. Meshes absent from every one of those frames are left out;
+    models not given are the defaults (the Anny head and hands), built only when needed.
+
+    Example:
+        >>> [track.name for track in posed_meshes(sequence, [0, 1])]  # doctest: +SKIP
+        ['face', 'right_hand']
+
+    Raises:
+        InputError: stored per-vertex values address vertices the model does not have.
+    """
+    from handface.models import default_hand_model, default_head_model
+
+    chosen = [sequence.frames[t] for t in (range(len(sequence)) if frames is None else frames)]
+    tracks = []
+    present = np.array([f.head is not None for f in chosen], bool)
+    if present.any():
+        items = [(f.head, f.face_contact, f.deformation) for f in chosen if f.head is not None]
+        model = head_model or default_head_model()
+        tracks.append(_track("face", model, present, items, sequence.head_shape))
+    for side in HAND_SIDES:
+        present = np.array([side in f.hands for f in chosen], bool)
+        if present.any():
+            items = [(f.hands[side].params, f.hands[side].contact, None) for f in chosen
+                     if side in f.hands]  # fmt: skip
+            model = (hand_models or {}).get(side) or default_hand_model(side)
+            tracks.append(_track(f"{side}_hand", model, present, items,
+                                 sequence.hand_shapes.get(side)))  # fmt: skip
+    return tracks
+
+
+def _track(name: str, model, present: np.ndarray, items: list, shape) -> MeshTrack:
+    """One :class:`MeshTrack`; ``items``: per frame where ``present``, its pose parameters,
+    contact and (the face) deformation."""
+    import roma
+    import torch
+
+    from handface.models import HandParams, HeadParams
+
+    params_type, names = (HeadParams, HEAD_POSE) if name == "face" else (HandParams, HAND_POSE)
+    stacked = {n: torch.as_tensor(np.stack([np.asarray(pose[n], np.float32).reshape(-1)
+                                            for pose, _, _ in items])) for n in names}  # fmt: skip
+    if shape is not None:
+        shape = torch.as_tensor(np.asarray(shape, np.float32).reshape(1, -1))
+    posed = []
+    with torch.no_grad():
+        for begin in range(0, len(items), POSE_CHUNK):
+            batch = {n: value[begin : begin + POSE_CHUNK] for n, value in stacked.items()}
+            posed.append(model(params_type(**batch, shape=shape)).vertices.double().numpy())
+    posed = np.concatenate(posed)
+    count = posed.shape[1]
+    vertices = np.zeros((len(present), count, 3), np.float32)
+    contact = np.zeros((len(present), count), np.float32)
+    deformation = np.zeros_like(vertices) if name == "face" else None
+    rotation = roma.rotvec_to_rotmat(stacked["global_orient"].double()).numpy()
+    for k, j in enumerate(np.flatnonzero(present)):
+        _, rows, deformation_rows = items[k]
+        contact[j] = _dense(rows, count, f"{name.replace('_', ' ')} contact")
+        vertices[j] = posed[k]
+        if deformation is not None:
+            deformation[j] = _dense(deformation_rows, count, "deformation")
+            vertices[j] = posed[k] + deformation[j].astype(np.float64) @ rotation[k].T
+    return MeshTrack(name, np.asarray(model.faces, np.int64), vertices, present, contact,
+                     deformation)  # fmt: skip
+
+
+def _dense(rows: SparseRows, count: int, what: str) -> np.ndarray:
+    if len(rows.indices) and int(rows.indices.max()) >= count:
+        raise InputError(
+            f"the sequence's {what} addresses vertex {int(rows.indices.max())} but the model has "
+            f"{count}; use the models it was tracked with"
+        )
+    return rows.to_dense(count)

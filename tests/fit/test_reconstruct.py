@@ -87,8 +87,9 @@ def test_cli_writes_capture_folders_and_never_overwrites(photos, tmp_path, capsy
         assert {"result.json", "face.ply", "params.npz", "overlay.png"} <= names
         result = json.loads((folder / "result.json").read_text())
         assert result["contact"]["any"] == (key == TOUCHING[0]) and result["face"]["detected"]
-        overlay = np.asarray(Image.open(folder / "overlay.png"))
-        assert overlay.shape == (384, 384, 3)
+        overlay = np.asarray(Image.open(folder / "overlay.png"))  # the capture sheet:
+        # the photo enlarged to 480 rows, four 240-px panels beside it, the legend below
+        assert overlay.shape[1:] == (960, 3) and 480 < overlay.shape[0] < 600
     before = (out / TOUCHING[0] / "params.npz").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         entrypoint(["reconstruct", images[0], "--out", str(out)])

@@ -206,7 +206,7 @@ def test_never_overwrites_by_accident_and_fails_atomically(contact_capture, tmp_
     def fail(capture):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("handface.viz.capture_overlay.capture_overlay", fail)
+    monkeypatch.setattr("handface.viz.capture_sheet.capture_sheet", fail)
     changed = replace(contact_capture, warnings=["second run"])
     with pytest.raises(RuntimeError, match="disk full"):
         save_capture(changed, out, overwrite=True)

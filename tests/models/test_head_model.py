@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import roma
 import torch
 
@@ -162,3 +163,13 @@ def test_anny_head_interface_for_fitting(head_model):
     landmarks, landmarks68 = head_model.surface_landmarks(out.vertices + 0.01)
     assert torch.allclose(landmarks, out.landmarks + 0.01, atol=1e-6)
     assert torch.allclose(landmarks68, out.landmarks68 + 0.01, atol=1e-6)
+
+
+def test_parameter_batch_size_broadcasts_ones_and_refuses_mixed_sizes():
+    from handface.models.base import HandParams
+
+    params = HeadParams(global_orient=torch.zeros(1, 3), transl=torch.zeros(4, 3))
+    assert params.batch_size == 4 and HeadParams().batch_size == 1
+    assert HandParams(transl=torch.zeros(1, 3)).batch_size == 1
+    with pytest.raises(ValueError, match="inconsistent batch sizes"):
+        _ = HeadParams(global_orient=torch.zeros(2, 3), transl=torch.zeros(3, 3)).batch_size

@@ -13,6 +13,7 @@ from handface.viz.sequence_overlay import (
     SIDE_HEAD_AT,
     SIDE_VIEW_HEIGHT_M,
     STATUS_COLORS,
+    TOP_HEAD_AT,
     OverlayVideoWriter,
     contact_timeline,
     frame_caption,
@@ -88,8 +89,15 @@ def make_capture(*, face=True, hands=(), photo=None, size=(WIDTH, HEIGHT), touch
     )
 
 
+PANEL_WIDTH = 2 * round(SIDE_ASPECT * HEIGHT / 2)
+
+
 def side_panel(frame):
-    return frame[:, WIDTH:]  # WIDTH is even: no padding column
+    return frame[:HEIGHT, WIDTH : WIDTH + PANEL_WIDTH]  # WIDTH is even: no padding column
+
+
+def top_panel(frame):
+    return frame[:HEIGHT, WIDTH + PANEL_WIDTH :]
 
 
 def blue_columns(panel):
@@ -113,11 +121,16 @@ def redness(pixel):
 def test_frame_layout_even_and_left_part_is_the_capture_overlay():
     capture = make_capture(hands=[make_hand()])
     frame = sequence_overlay_frame(capture)
-    panel_width = 2 * round(SIDE_ASPECT * HEIGHT / 2)
-    assert frame.shape == (HEIGHT, WIDTH + panel_width, 3) and frame.dtype == np.uint8
+    legend = frame.shape[0] - HEIGHT  # the legend strip below, even
+    assert 20 <= legend <= HEIGHT // 2 and legend % 2 == 0
+    assert frame.shape == (HEIGHT + legend, WIDTH + 2 * PANEL_WIDTH, 3)
+    assert frame.dtype == np.uint8
+    # the legend shows the contact colour bar: grey to red, left to right
+    strip = frame[HEIGHT:].astype(int)
+    assert (redness(strip) > 150).sum() > 20
     # below the caption band, the left part is the capture overlay's drawing, pixel for pixel
     reference = capture_overlay(capture, max_side=960)
-    np.testing.assert_array_equal(frame[40:, :WIDTH], reference[40:])
+    np.testing.assert_array_equal(frame[40:HEIGHT, :WIDTH], reference[40:])
     assert (frame[HEIGHT - 3, 3] == capture.image[HEIGHT - 3, 3]).all()  # the photo shows
     assert (frame[:40, :WIDTH] != reference[:40]).any()  # a caption of its own
 
@@ -129,7 +142,7 @@ def test_frame_layout_even_and_left_part_is_the_capture_overlay():
     }
     assert len(shapes) == 1
     height, width, _ = shapes.pop()
-    assert height % 2 == 0 and width % 2 == 0 and height == HEIGHT and width > WIDTH + 1
+    assert height % 2 == 0 and width % 2 == 0 and height > HEIGHT and width > WIDTH + 1
     frame = sequence_overlay_frame(make_capture(size=odd, face=False))
     assert (frame[HEIGHT - 1, : WIDTH + 2] == 0).all()  # padding row is black
 
@@ -154,6 +167,26 @@ def test_side_view_shows_the_depth_gap_between_hand_and_face():
     face = face_columns(panel, HEIGHT // 2 + 40)
     row = panel[HEIGHT // 2 + 40]
     assert redness(row[face.min() + 3]) > redness(row[face.max() - 3]) + 40
+
+
+def test_top_view_shows_the_depth_gap_below_the_face():
+    """From above, the photo camera is below the panel: a hand in front of the face is drawn
+    below it, the gap at scale, the head's centre at TOP_HEAD_AT of the panel's height."""
+    gaps = []
+    for gap in (0.02, 0.08):
+        panel = top_panel(sequence_overlay_frame(make_capture(hands=[make_hand(gap=gap)])))
+        p = panel.astype(int)
+        blue = (p[..., 2] > p[..., 0] + 40) & (p[..., 2] > p[..., 1] + 10)
+        hand_rows = np.flatnonzero(blue.any(axis=1))
+        column = panel.shape[1] // 2 + int(0.06 * PX_PER_M)  # beside the hand, on the face
+        drawn = np.abs(p[:, column] - np.array(SIDE_BACKGROUND)).sum(-1) > 30
+        face_rows = 30 + np.flatnonzero(drawn[30 : int(0.9 * HEIGHT)])  # below the title
+        assert len(hand_rows) and len(face_rows)
+        assert hand_rows.min() > face_rows.max()  # in front of the face: below it
+        gaps.append(hand_rows.min() - face_rows.max())
+        assert abs(gaps[-1] - gap * PX_PER_M) <= 2.5
+        assert abs(0.5 * (face_rows.min() + face_rows.max()) - TOP_HEAD_AT * HEIGHT) <= 2
+    assert gaps[1] > gaps[0] + 0.05 * PX_PER_M
 
 
 def test_side_camera_maps_depth_to_columns():

@@ -117,6 +117,13 @@ class MediaPipeDetector:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
         with native_logs_silenced():  # TFLite and absl announce themselves on stderr
             self._build(max_hands, min_confidence, video_mode, segment_person)
+            # The graphs open their calculators on worker threads after construction returns,
+            # and those log then: one blank frame through each waits until all are open, so
+            # their lines land inside the silenced block.
+            blank = np.zeros((32, 32, 3), np.uint8)
+            for solution in (self._face_mesh, self._hands, self._segmenter):
+                if solution is not None:
+                    solution.process(blank)
         self._mirrored_handedness = mirrored_handedness
         self.max_side = max_side
         self._seconds = 0.0

@@ -9,8 +9,11 @@ OUT/
   hand_right.ply
   params.npz       every array of the capture under the synthetic-label names
                    (Capture.label_arrays(); what `handface eval` scores)
-  overlay.png      the photo with the meshes drawn over it (only when the capture holds the
-                   photo; long side at most 1600 px, see handface.viz.capture_overlay)
+  overlay.png      the capture sheet (only when the capture holds the photo): the photo with
+                   the shaded meshes, contact and the verdict per hand drawn over it (long side
+                   at most 1600 px), the scene from the side and from above, the face map of
+                   contact and of how far it was pressed in, a legend
+                   (handface.viz.capture_sheet)
 ```
 
 The folder appears whole or not at all (:func:`handface.io.files.atomic_output_dir`), and an
@@ -228,9 +231,9 @@ def save_capture(capture: Capture, out: Path, *, overwrite: bool = False) -> Pat
             )
         if capture.image is not None:
             from handface.render.overlay import save_png
-            from handface.viz.capture_overlay import capture_overlay
+            from handface.viz.capture_sheet import capture_sheet
 
-            save_png(staging / OVERLAY_FILE, capture_overlay(capture))
+            save_png(staging / OVERLAY_FILE, capture_sheet(capture))
     return out
 
 

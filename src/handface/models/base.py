@@ -32,10 +32,15 @@ KeypointRig = Callable[..., Tensor]
 
 
 def _batch_of(*tensors: Tensor | None) -> int:
-    sizes = {t.shape[0] for t in tensors if t is not None}
-    if len(sizes - {1}) > 1:
-        raise ValueError(f"inconsistent batch sizes in parameters: {sorted(sizes)}")
-    return max(sizes, default=1)
+    """The batch size B of parameters of size B or 1. Traceable: symbolic sizes (torch.export,
+    ONNX) are unhashable and traced ones are not plain ints, so sizes are not put in a set and
+    only plain ints are checked against each other."""
+    sizes = [t.shape[0] for t in tensors if t is not None]
+    batched = [size for size in sizes if not (isinstance(size, int) and size == 1)]
+    concrete = sorted({size for size in batched if isinstance(size, int)})
+    if len(concrete) > 1:
+        raise ValueError(f"inconsistent batch sizes in parameters: {[1, *concrete]}")
+    return batched[0] if batched else 1
 
 
 @dataclass

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from handface import interrupt
 from handface.capture import Capture
+from handface.capture_parts import touched_regions_by_hand
 from handface.detect.mediapipe_detector import Detections, FaceDetection, HandDetection
 from handface.detect.video import VideoFrame
 from handface.errors import InputError
@@ -41,10 +42,9 @@ from handface.fit.evidence import hand_face_evidence, hand_mask
 from handface.fit.hand_fit import HandFit, HandFitConfig
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_layout, landmark_weights
 from handface.fit.single_image import HandInput, ReconstructConfig, Reconstructor
-from handface.geometry.contact import contact_probability, face_size, surface_signed_distance
+from handface.geometry.contact import face_size
 from handface.geometry.settle import settle_offset
 from handface.models.base import HandParams, HeadParams
-from handface.models.face_areas import touched_areas
 from handface.render.rasterizer import rasterize
 from handface.sequence import Sequence, SequenceFrame, frame_record
 from handface.track.bridge import bridge_gaps, near_face
@@ -636,20 +636,9 @@ class Tracker:
         capture.extras["person_mask"] = observed.person_mask
 
     def _regions_by_hand(self, capture: Capture) -> dict[str, list[str]]:
-        touching = [side for side, hand in capture.hands.items() if hand.touching]
-        if capture.face is None or not touching or self.capture.regions.generic:
+        if self.capture.regions.generic:
             return {}
-        if len(touching) == 1:
-            return {touching[0]: list(capture.touched_regions)}
-        deformed = torch.as_tensor(capture.face.vertices_deformed)
-        out = {}
-        for side in touching:
-            hand = capture.hands[side]
-            distance = surface_signed_distance(
-                deformed, torch.as_tensor(hand.vertices), torch.as_tensor(hand.faces)
-            )
-            out[side] = touched_areas(contact_probability(distance).numpy())
-        return out
+        return touched_regions_by_hand(capture)
 
     def _record(self, capture: Capture, observed: _Observed, status) -> SequenceFrame:
         return frame_record(

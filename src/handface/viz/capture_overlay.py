@@ -46,8 +46,9 @@ HAND_TINT = (0.45, 0.62, 0.90)
 KEYPOINT_COLORS = {"right": (255, 220, 40), "left": (40, 220, 255)}
 LANDMARK_COLOR = (60, 230, 90)
 
-# Soft light from slightly above the camera: shapes read without hiding the colours.
-_LIGHT = DirectionalLight(direction=(0.0, 0.3, 1.0), ambient=0.5, diffuse=0.5)
+# Light from above and a little left of the camera, strong enough that the face's shape and
+# expression read through its transparency, soft enough to keep the contact colours.
+_LIGHT = DirectionalLight(direction=(-0.3, 0.5, 1.0), ambient=0.3, diffuse=0.75)
 
 
 def overlay_caption(capture: Capture) -> str:

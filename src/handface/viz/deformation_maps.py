@@ -1,28 +1,41 @@
 """Deformation heat maps: how far the hand pressed the face in, as a picture.
 
 ``python -m handface.viz.deformation_maps --data DIR --out docs/synth_samples.png`` writes a
-contact sheet of samples of a synthetic dataset: the render, the face coloured by ``|D|``
-(millimetres, "viridis", scale in the caption) seen from the sample's camera with the hand
-drawn in grey, and a close-up from straight along the press with the hand removed, so the dent
-itself is visible.
+contact sheet of samples of a synthetic dataset, in the style of a capture's ``overlay.png``
+(:mod:`handface.viz.capture_sheet`), one row per sample: the render, the ground truth drawn
+over it (shaded meshes, contact colours, the verdict per hand), the side view, the face maps
+of contact and of ``|D|`` (millimetres, "viridis", scale in the panel's title), and a close-up
+from straight along the press with the hand removed, so the dent itself is visible.
+:func:`heatmap_view` (the face coloured by ``|D|`` through any camera) serves the benchmarks'
+pictures.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from jaxtyping import Float
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import Tensor
 
+from handface.capture_parts import ground_truth_capture
 from handface.data.sample import InteractionSample
 from handface.data.synth import SynthDataset
+from handface.errors import InputError
 from handface.geometry.camera import intrinsics_from_fov
 from handface.render import DirectionalLight, Scene, shade
 from handface.render.overlay import colormap, to_uint8
+from handface.viz.capture_overlay import capture_overlay, draw_caption
+from handface.viz.capture_sheet import view_panels
+from handface.viz.face_map import face_map_panels
+from handface.viz.legend import legend_strip
+from handface.viz.scene_views import PANEL_BACKGROUND, TITLE_COLOR
+from handface.viz.verdict import verdict_lines
 
 HAND_GREY = (0.62, 0.62, 0.66)
 
@@ -88,30 +101,45 @@ def render_closeup(sample: InteractionSample, scale_mm: float, size: int) -> np.
     out = shade(
         fragments, scene.vertices, scene.faces, K,
         vertex_colors=deformation_colours(sample.deformation, scale_mm),
-        light=DirectionalLight(ambient=0.5, diffuse=0.5), background=1.0,
+        light=DirectionalLight(ambient=0.5, diffuse=0.5),
+        background=torch.tensor(PANEL_BACKGROUND) / 255.0,
     )  # fmt: skip
     return to_uint8(out.rgb)
 
 
+def sample_row(sample: InteractionSample, size: int = 256) -> np.ndarray:
+    """One row of the contact sheet: the render, the ground truth drawn over it like a
+    capture's overlay (verdict per hand), the side view, the face maps of contact and of
+    ``|D|``, and the close-up of the dent; a caption line below (uint8)."""
+    truth = ground_truth_capture(sample)
+    if truth.image is None:
+        raise InputError(f"sample {sample.key} has no render to draw on")
+    render = cv2.resize(truth.image, (size, size), interpolation=cv2.INTER_AREA)
+    drawn = capture_overlay(replace(truth, image=render), caption=())
+    lines = verdict_lines(truth)
+    draw_caption(drawn, [text for text, _ in lines], [color for _, color in lines])
+    side, _top = view_panels(truth, size)
+    contact_map, pressed_map, scale = face_map_panels(truth.face, size)
+    closeup = render_closeup(sample, scale, size)
+    draw_caption(closeup, ["close-up of the dent"], [TITLE_COLOR])
+    cells = np.concatenate([render, drawn, side, contact_map, pressed_map, closeup], axis=1)
+    caption = np.empty((max(18, size // 9), cells.shape[1], 3), np.uint8)
+    caption[:] = PANEL_BACKGROUND
+    info = sample.info
+    text = (
+        f"{sample.key}: {info.get('family', '?')} ({info.get('hand_side', '?')} hand), "
+        f"press {float(info.get('press_mm', 0.0)):.1f} mm"
+    )
+    draw_caption(caption, [text], [TITLE_COLOR])
+    return np.concatenate([cells, caption], axis=0)
+
+
 def contact_sheet(data: SynthDataset, indices: list[int], size: int = 256) -> Image.Image:
-    """Rows of (render, heat map with hand, close-up of the dent) with captions."""
-    caption = 34
-    sheet = Image.new("RGB", (3 * size, len(indices) * (size + caption)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, index in enumerate(indices):
-        sample = data[index]
-        scale = max(1.0, float(sample.deformation.norm(dim=1).max()) * 1000.0)
-        top = row * (size + caption)
-        render = Image.fromarray(to_uint8(sample.image)).resize((size, size))
-        sheet.paste(render, (0, top))
-        sheet.paste(Image.fromarray(render_heatmap(sample, scale, size)), (size, top))
-        sheet.paste(Image.fromarray(render_closeup(sample, scale, size)), (2 * size, top))
-        text = (
-            f"{sample.key}: {sample.info['family']} ({sample.info['hand_side']} hand), "
-            f"press {sample.info['press_mm']:.1f} mm; |D| 0 (purple) to {scale:.1f} mm (yellow)"
-        )
-        draw.text((6, top + size + 6), text, fill=(0, 0, 0))
-    return sheet
+    """Rows of :func:`sample_row`, in the style of the capture sheet, and its legend below."""
+    rows = [sample_row(data[index], size) for index in indices]
+    width = rows[0].shape[1] if rows else 6 * size
+    legend = legend_strip(width, dots=False, text_height=max(10, size // 16))
+    return Image.fromarray(np.concatenate([*rows, legend], axis=0))
 
 
 def main(argv: list[str] | None = None) -> None:

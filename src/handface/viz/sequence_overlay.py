@@ -5,29 +5,28 @@
 * :func:`sequence_overlay_frame` draws one frame of ``overlay.mp4``: on the left the video
   frame with the meshes, detections and contact heat map drawn over it (the drawing of
   :func:`~handface.viz.capture_overlay.capture_overlay`), with one caption line per hand
-  (verdict and detector status, e.g. ``"right hand (bridged) touching: left cheek"``); on the
-  right a **side view** of the same 3D scene, so the depth between hand and face shows.
+  (:func:`~handface.viz.verdict.verdict_lines`: verdict and detector status, e.g.
+  ``"right hand (bridged) touching: left cheek"``); then a **side view** and a **top view** of
+  the same 3D scene (:mod:`handface.viz.scene_views`), so the depth between hand and face
+  shows; below, the legend strip (:mod:`handface.viz.legend`). The capture sheet of a photo
+  (:mod:`handface.viz.capture_sheet`) is drawn in the same style.
 * :class:`OverlayVideoWriter` streams such frames to an H.264 MP4, atomically.
 * :func:`contact_timeline` plots who touches where over time.
 
-Side view convention (:data:`SIDE_VIEW_HEIGHT_M`, :data:`SIDE_ASPECT`, :data:`SIDE_HEAD_AT`):
-a virtual camera on the photo camera's ``+x`` side (the right of the picture, i.e. the
-person's left when they face the camera) looks along ``-x`` at the centre of the head's
-bounding box. Its axes are ``(z, y, -x)`` of the photo camera: **depth grows to the right**
-(the photo camera is off the panel's left edge, so a hand in front of the face is drawn to the
-left of it) and down stays down. The camera is :data:`SIDE_DISTANCE_M` away with a long focal
-length, which is orthographic to within 1 % over a head: the panel shows a fixed window
-:data:`SIDE_VIEW_HEIGHT_M` tall at a fixed scale (``height / SIDE_VIEW_HEIGHT_M`` pixels per
-metre, horizontally and vertically), with the head's centre at :data:`SIDE_HEAD_AT` of the
-panel's width and half its height. A 10 cm scale bar sits at the bottom left. Hands hidden
-behind the head (the right hand on the right cheek) show through it, half transparent. The
-view is centred on the hands when there is no face.
+View panels in a video (:data:`SIDE_VIEW_HEIGHT_M`, :data:`SIDE_ASPECT`, :data:`SIDE_HEAD_AT`,
+:data:`TOP_HEAD_AT`): unlike the capture sheet, whose views are framed to hold every mesh,
+a video's panels show a fixed window :data:`SIDE_VIEW_HEIGHT_M` tall at a fixed scale
+(``height / SIDE_VIEW_HEIGHT_M`` pixels per metre) centred on the head's bounding box, so
+nothing jumps from frame to frame. In the side view (camera on the person's left, depth
+growing to the right) the head's centre sits at :data:`SIDE_HEAD_AT` of the panel's width;
+in the top view (camera above, depth growing upwards, the photo camera below the panel) at
+:data:`TOP_HEAD_AT` of its height. The views centre on the hands when there is no face.
 
 Frame size: the video frame is drawn at most ``max_side`` pixels on its long side (like
 ``capture_overlay``), padded by one black row / column to even sizes (H.264 with ``yuv420p``
-needs them), and the side panel has the frame's height and ``SIDE_ASPECT`` times its width
-(rounded to even). The layout depends only on the video's size, so every frame of a video has
-the same size.
+needs them); each view panel has the frame's height and ``SIDE_ASPECT`` times its width
+(rounded to even); the legend strip's height is even. The layout depends only on the video's
+size, so every frame of a video has the same size.
 
 Example:
     >>> with OverlayVideoWriter(out / "overlay.mp4", fps=30.0) as video:  # doctest: +SKIP
@@ -41,50 +40,52 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
 from jaxtyping import UInt8
 
 from handface.capture import Capture
-from handface.render.overlay import composite, save_png
-from handface.render.rasterizer import join_meshes, rasterize
-from handface.render.shading import DirectionalLight, shade
+from handface.render.overlay import save_png
 from handface.viz.capture_overlay import capture_overlay, draw_caption, mesh_layers
+from handface.viz.legend import legend_strip
+from handface.viz.scene_views import (
+    PANEL_BACKGROUND,
+    VIEW_TITLES,
+    layers_centre,
+    view_camera,
+    view_panel,
+)
+from handface.viz.verdict import STATUS_COLORS, frame_caption, verdict_lines
+
+__all__ = [
+    "STATUS_COLORS",
+    "OverlayVideoWriter",
+    "contact_timeline",
+    "frame_caption",
+    "sequence_overlay_frame",
+    "side_view_camera",
+]
 
 MAX_SIDE = 960
-"""Longest side (pixels) the video frame is drawn at (the side panel is added to it)."""
+"""Longest side (pixels) the video frame is drawn at (the view panels are added to it)."""
 SIDE_VIEW_HEIGHT_M = 0.5
-"""Height (metres) of the window the side panel shows."""
+"""Height (metres) of the window the side and top panels show."""
 SIDE_ASPECT = 0.8
-"""Side panel width / height."""
+"""Width / height of each view panel."""
 SIDE_HEAD_AT = 0.6
 """Where the head's centre sits across the side panel (fraction of its width from the left):
 more room on the camera side, where the hands are."""
-SIDE_DISTANCE_M = 10.0
-"""Distance of the side camera from the head's centre: far enough to be nearly orthographic."""
-SIDE_BACKGROUND = (38, 40, 46)
-HIDDEN_HAND_OPACITY = 0.5
-"""Opacity of a hand seen through the head in the side view."""
-STATUS_COLORS = {
-    "detected": (255, 255, 255),
-    "network": (140, 215, 255),
-    "bridged": (255, 190, 50),
-    "missing": (165, 165, 165),
-}
-"""Caption colour of a hand's line by its detector status."""
+TOP_HEAD_AT = 0.4
+"""Where the head's centre sits down the top panel (fraction of its height): more room below,
+on the camera side."""
+SIDE_BACKGROUND = PANEL_BACKGROUND
 HAND_SIDES = ("right", "left")
-
-# Light from above the side camera, a little towards the photo camera.
-_SIDE_LIGHT = DirectionalLight(direction=(0.3, 0.4, 1.0), ambient=0.45, diffuse=0.55)
-# Photo-camera offsets -> side-camera axes: x_side = z (depth), y_side = y, z_side = -x.
-_SIDE_ROTATION = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+_ANCHORS = {"side": (SIDE_HEAD_AT, 0.5), "top": (0.5, TOP_HEAD_AT)}
 
 
 def _even(n: float) -> int:
@@ -92,89 +93,10 @@ def _even(n: float) -> int:
     return max(2, 2 * int(round(n / 2.0)))
 
 
-def _hand_status(capture: Capture, status: Mapping[str, str] | None, side: str) -> str | None:
-    if status is not None and side in status:
-        return str(status[side])
-    hand = capture.hands.get(side)
-    if hand is None:
-        return None
-    return "network" if hand.found_by == "network" else "detected"
-
-
-def _caption(
-    capture: Capture, status: Mapping[str, str] | None
-) -> list[tuple[str, tuple[int, int, int]]]:
-    """(text, colour) of each caption line."""
-    white = STATUS_COLORS["detected"]
-    sides = [*HAND_SIDES, *sorted(set(capture.hands) - set(HAND_SIDES))]
-    shown = [side for side in sides if _hand_status(capture, status, side) is not None]
-    lines: list[tuple[str, tuple[int, int, int]]] = []
-    if capture.face is None:
-        lines.append(("no face found" if shown else "no face or hand found", white))
-    elif not shown:
-        lines.append(("no hand found", white))
-    touching = [side for side in shown if side in capture.hands and capture.hands[side].touching]
-    by_hand = capture.extras.get("touched_regions_by_hand")
-    by_hand = by_hand if isinstance(by_hand, Mapping) else None
-    for side in shown:
-        kind = _hand_status(capture, status, side)
-        name = f"{side} hand" if kind == "detected" else f"{side} hand ({kind})"
-        color = STATUS_COLORS.get(kind, white)
-        hand = capture.hands.get(side)
-        if hand is None:
-            text = f"{side} hand missing" if kind == "missing" else f"{name}: not fitted"
-        elif hand.touching:
-            if by_hand is not None and by_hand.get(side):
-                regions = list(by_hand[side])
-            elif len(touching) == 1:
-                regions = list(capture.touched_regions)
-            else:  # both hands touch: the regions go on a line of their own
-                regions = []
-            where = ", ".join(regions) if regions else ("" if len(touching) > 1 else "the face")
-            text = f"{name} touching: {where}" if where else f"{name} touching"
-        else:
-            text = f"{name} not touching"
-            distance = hand.min_distance_mm
-            if distance is not None and math.isfinite(distance) and distance > 0:
-                text += f" ({distance:.0f} mm away)"
-        lines.append((text, color))
-    if len(touching) > 1 and by_hand is None:
-        where = ", ".join(capture.touched_regions) or "the face"
-        lines.append((f"touched: {where}", white))
-    return lines
-
-
-def frame_caption(capture: Capture, status: Mapping[str, str] | None = None) -> list[str]:
-    """The caption lines of a frame of ``overlay.mp4``: one per hand, plus notes.
-
-    ``status`` maps a hand side to its detector status (``"detected"``, ``"bridged"``,
-    ``"network"``, ``"missing"``); without it a hand's status comes from
-    ``CapturedHand.found_by``. A detected hand's line carries no status. A touching hand's
-    line names the regions it touches: from ``capture.extras["touched_regions_by_hand"]``
-    (side -> list of region names) when given, else ``capture.touched_regions`` (when both
-    hands touch, those go on a line of their own).
-
-    Example:
-        >>> frame_caption(capture, {"right": "bridged"})  # doctest: +SKIP
-        ['right hand (bridged) touching: left cheek']
-    """
-    return [text for text, _ in _caption(capture, status)]
-
-
 def _view_centre(capture: Capture) -> np.ndarray | None:
     """Centre of the head's bounding box (camera frame), or of the hands' when no face."""
-    if capture.face is not None:
-        points = np.asarray(capture.face.vertices_deformed, np.float64)
-    elif capture.hands:
-        points = np.concatenate(
-            [np.asarray(hand.vertices, np.float64) for hand in capture.hands.values()]
-        )
-    else:
-        return None
-    points = points[np.isfinite(points).all(axis=1)]
-    if len(points) == 0:
-        return None
-    return 0.5 * (points.min(axis=0) + points.max(axis=0))
+    layers = mesh_layers(capture)
+    return layers_centre(layers, first_only=capture.face is not None)
 
 
 def side_view_camera(
@@ -185,87 +107,22 @@ def side_view_camera(
     ``R, t`` map photo-camera coordinates to side-camera coordinates (``x_side = R x + t``);
     ``K`` is its pinhole intrinsics (pixel centres at integer coordinates).
     """
-    rotation = _SIDE_ROTATION.copy()
-    t = np.array([0.0, 0.0, SIDE_DISTANCE_M]) - rotation @ np.asarray(centre, np.float64)
-    focal = SIDE_DISTANCE_M * height / SIDE_VIEW_HEIGHT_M
-    K = np.array(
-        [
-            [focal, 0.0, SIDE_HEAD_AT * width - 0.5],
-            [0.0, focal, (height - 1) / 2.0],
-            [0.0, 0.0, 1.0],
-        ]
-    )
-    return rotation, t, K
+    camera = view_camera("side", centre, height, width, SIDE_VIEW_HEIGHT_M, _ANCHORS["side"])
+    return camera.rotation, camera.t, camera.K
 
 
-def _render_side(
-    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]],
-    K: torch.Tensor,
-    height: int,
-    width: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Shaded rgb, alpha and per-pixel object id of meshes already in the side camera frame."""
-    vertices, faces, object_id = join_meshes([(v, f) for v, f, _, _ in layers])
-    fragments = rasterize(vertices, faces, K, height, width, face_object_id=object_id)
-    out = shade(
-        fragments,
-        vertices,
-        faces,
-        K,
-        vertex_colors=torch.cat([albedo for _, _, albedo, _ in layers]),
-        light=_SIDE_LIGHT,
-        background=0.0,
-    )
-    return out.rgb, out.alpha, fragments.object_id
-
-
-def _side_panel(capture: Capture, height: int, width: int) -> np.ndarray:
-    panel = np.empty((height, width, 3), np.uint8)
-    panel[:] = SIDE_BACKGROUND
+def _view_panel(capture: Capture, view: str, height: int, width: int) -> np.ndarray:
     centre = _view_centre(capture)
-    notes = ["side view (camera: left)"]
+    notes = [VIEW_TITLES[view]]
     if capture.face is None:
         notes.append("no face found" if centre is not None else "no face or hand found")
     elif not capture.hands:
         notes.append("no hand found")
+    camera = None
     if centre is not None:
-        rotation, t, K = side_view_camera(centre, height, width)
-        R_t = torch.as_tensor(rotation, dtype=torch.float32)
-        t_t = torch.as_tensor(t, dtype=torch.float32)
-        K_t = torch.as_tensor(K, dtype=torch.float32)
-        layers = [
-            (vertices @ R_t.T + t_t, faces, albedo, opacity)
-            for vertices, faces, albedo, opacity in mesh_layers(capture)
-        ]
-        with torch.no_grad():
-            rgb, alpha, object_id = _render_side(layers, K_t, height, width)
-            if capture.face is not None and len(layers) > 1:
-                # Hands behind the head (seen from this side) show through it.
-                hand_rgb, hand_alpha, _ = _render_side(layers[1:], K_t, height, width)
-                hidden = ((hand_alpha > 0) & (object_id == 0))[..., None]
-                blend = HIDDEN_HAND_OPACITY * hand_rgb + (1 - HIDDEN_HAND_OPACITY) * rgb
-                rgb = torch.where(hidden, blend, rgb)
-        panel = composite(panel, rgb, alpha)
-        panel = np.ascontiguousarray(panel)
-        _draw_scale_bar(panel, height / SIDE_VIEW_HEIGHT_M)
-    draw_caption(panel, notes, [(200, 200, 200)] * len(notes))
-    return panel
-
-
-def _draw_scale_bar(panel: np.ndarray, pixels_per_metre: float) -> None:
-    """A 10 cm bar at the bottom left, labelled."""
-    height = panel.shape[0]
-    length = int(round(0.1 * pixels_per_metre))
-    margin = max(4, height // 40)
-    x0, y = margin, height - margin
-    thickness = max(1, height // 240)
-    color = (200, 200, 200)
-    cv2.line(panel, (x0, y), (x0 + length, y), color, thickness, cv2.LINE_AA)
-    for x in (x0, x0 + length):
-        cv2.line(panel, (x, y - 2 * thickness - 2), (x, y), color, thickness, cv2.LINE_AA)
-    scale = max(0.3, height / 900.0)
-    cv2.putText(
-        panel, "10 cm", (x0, y - 3 * thickness - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1
+        camera = view_camera(view, centre, height, width, SIDE_VIEW_HEIGHT_M, _ANCHORS[view])
+    return view_panel(
+        mesh_layers(capture), camera, height, width, notes, face_first=capture.face is not None
     )
 
 
@@ -275,24 +132,30 @@ def sequence_overlay_frame(
     *,
     max_side: int = MAX_SIDE,
 ) -> UInt8[np.ndarray, "H W 3"]:
-    """One frame of ``overlay.mp4``: the drawn video frame and the side view (RGB, even size).
+    """One frame of ``overlay.mp4`` (RGB, even size): the drawn video frame, the side and top
+    views, and the legend strip below.
 
     The left part is :func:`~handface.viz.capture_overlay.capture_overlay` at ``max_side``
     with :func:`frame_caption` as its caption (lines coloured by detector status: bridged
-    amber, network light blue, missing grey), padded with black to even sizes; the right part
-    is the side view (module docstring). ``status`` maps a hand side to ``"detected"``,
-    ``"bridged"``, ``"network"`` or ``"missing"``. A capture without face or hands still
-    draws (the side panel then holds a note). Raises
+    amber, network light blue, missing grey), padded with black to even sizes; then the side
+    and top views (module docstring), each the frame's height tall and ``SIDE_ASPECT`` times
+    that wide; below, :func:`~handface.viz.legend.legend_strip` (even height). ``status`` maps
+    a hand side to ``"detected"``, ``"bridged"``, ``"network"`` or ``"missing"``. A capture
+    without face or hands still draws (the view panels then hold a note). Raises
     :class:`~handface.errors.InputError` when the capture holds no photo.
     """
-    lines = _caption(capture, status)
+    lines = verdict_lines(capture, status)
     left = capture_overlay(capture, max_side=max_side, caption=())
     draw_caption(left, [text for text, _ in lines], [color for _, color in lines])
     height, width = left.shape[:2]
     left = np.pad(left, ((0, height % 2), (0, width % 2), (0, 0)))
     height = left.shape[0]
-    panel = _side_panel(capture, height, _even(SIDE_ASPECT * height))
-    return np.ascontiguousarray(np.concatenate([left, panel], axis=1))
+    panel_width = _even(SIDE_ASPECT * height)
+    panels = [_view_panel(capture, view, height, panel_width) for view in ("side", "top")]
+    body = np.concatenate([left, *panels], axis=1)
+    legend = legend_strip(body.shape[1], text_height=max(10, height // 32))
+    legend = np.pad(legend, ((0, legend.shape[0] % 2), (0, 0), (0, 0)), mode="edge")
+    return np.ascontiguousarray(np.concatenate([body, legend], axis=0))
 
 
 class OverlayVideoWriter:
