@@ -854,6 +854,17 @@ def bench_avatar(
 BENCHMARKS["avatar"] = bench_avatar
 
 
+def bench_soak(num: int = 500, minutes: float = 10.0) -> dict[str, float]:
+    """Memory under load (:mod:`handface.soak`): ``reconstruct`` of ``num`` photos in one
+    call, one 12000 x 9000 JPEG, ``track`` of a ``minutes``-long 1080p video."""
+    from handface.soak import bench_soak as soak
+
+    return soak(num=num, minutes=minutes)
+
+
+BENCHMARKS["soak"] = bench_soak
+
+
 def _true_face_region(truth, face_triangles):
     """(H, W) bool: the pixels where the true face (skin, lips, nose, eyes) is visible."""
     from handface.render.rasterizer import Scene

@@ -39,17 +39,19 @@ class Bench:
     reconstruct against track on fresh synthetic sequences: per-frame metrics, accel_err_mm,
     contact flips, speed), avatar (avatars of synthetic videos with known geometry: held-out
     PSNR/SSIM in the face region, face and deformation error, collisions, for four deformation
-    variants; build minutes and render_fps).
+    variants; build minutes and render_fps), soak (memory under load: reconstruct of --num
+    photos in one call, RSS after 100 and at the end; one 12000x9000 JPEG's peak; track of a
+    --minutes-long 1080p video, RSS over time).
     """
 
     name: tyro.conf.Positional[str]
     """Which benchmark to run: geometry, render, landmarks, synth, fit, dice, methods, photos,
-    track or avatar."""
+    track, avatar or soak."""
     json: bool = False
     """Print one JSON object instead of a table."""
     num: int | None = None
     """fit, methods, track, avatar: number of synthetic samples (sequences) to render (default
-    200, 300, 20, 1)."""
+    200, 300, 20, 1); soak: number of photos reconstructed in one call (default 500)."""
     seed: int | None = None
     """fit, methods, track, avatar: seed of the synthetic data (default 404, 777, 909, 2468:
     never used for training or tuning)."""
@@ -64,6 +66,8 @@ class Bench:
     """track, avatar: frames per synthetic sequence (default 60, 100)."""
     method: Literal["fit", "dice", "hybrid"] | None = None
     """track: the method run per frame and tracked (default fit)."""
+    minutes: float | None = None
+    """soak: length of the synthetic 1080p video tracked (default 10)."""
 
     def main(self) -> None:
         from handface import bench
@@ -78,6 +82,7 @@ class Bench:
                 ("checkpoint", self.checkpoint),
                 ("frames", self.frames),
                 ("method", self.method),
+                ("minutes", self.minutes),
             )
             if value is not None
         }
@@ -109,6 +114,9 @@ class Reconstruct:
     --method fit fits the models to MediaPipe's landmarks (optimisation); --method dice runs
     the DICE network (the trained network shipped with handface, or --checkpoint); --method
     hybrid lets DICE place the hands and decide contact, then fits (handface.hybrid).
+
+    Each folder appears whole when its image is done: Ctrl-C or SIGTERM keeps the finished
+    ones and nothing of the image under way, and the same command with --resume does the rest.
     """
 
     images: tyro.conf.Positional[tuple[Path, ...]]
@@ -128,11 +136,15 @@ class Reconstruct:
     """Focal length in pixels (default: from EXIF, else a 35 mm-equivalent of 35 mm)."""
     depth: Path | None = None
     """fit only. Aligned depth map for RGB-D input (one image only): .npy in metres or a 16-bit
-    PNG."""
+    PNG. 0 means no depth; NaN, infinite and negative values are treated as 0 (with a warning
+    in result.json)."""
     depth_scale: float = 0.001
     """Metres per unit of a 16-bit PNG depth map (0.001: millimetres)."""
     overwrite: bool = False
     """Replace existing result folders."""
+    resume: bool = False
+    """Skip the images whose folder in OUT is complete (an earlier, interrupted run's) and
+    capture the rest."""
 
     def main(self) -> None:
         from tqdm import tqdm
@@ -155,26 +167,32 @@ class Reconstruct:
             raise InputError("--depth is used by --method fit|hybrid; DICE takes RGB")
         if self.method == "fit" and self.checkpoint is not None:
             raise InputError("--checkpoint goes with --method dice or hybrid")
+        from handface.io.files import output_lock
+
         config = ReconstructConfig(mode=self.mode, focal=self.focal)
-        reconstructor = make_reconstructor(self.method, checkpoint=self.checkpoint,
-                                           focal=self.focal, mode=self.mode)  # fmt: skip
-        result = reconstruct_files(
-            self.images,
-            self.out,
-            reconstructor=reconstructor,
-            config=config,
-            overwrite=self.overwrite,
-            depth=self.depth,
-            depth_scale=self.depth_scale,
-            report=report,
-        )
+        interrupt.resume_hint("rerun with --resume to skip the images already done")
+        with output_lock(self.out):  # before the models load: a second run is refused at once
+            reconstructor = make_reconstructor(self.method, checkpoint=self.checkpoint,
+                                               focal=self.focal, mode=self.mode)  # fmt: skip
+            result = reconstruct_files(
+                self.images,
+                self.out,
+                reconstructor=reconstructor,
+                config=config,
+                overwrite=self.overwrite,
+                depth=self.depth,
+                depth_scale=self.depth_scale,
+                report=report,
+                resume=self.resume,
+            )
         if result.failed:
             done = len(result.outcomes) - len(result.failed)
-            print(
-                f"handface: {len(result.failed)} of {len(result.outcomes)} images failed "
-                f"({done} written to {self.out})",
-                file=sys.stderr,
-            )
+            if len(result.outcomes) > 1:  # one image: its error line says it all
+                print(
+                    f"handface: {len(result.failed)} of {len(result.outcomes)} images failed "
+                    f"({done} written to {self.out})",
+                    file=sys.stderr,
+                )
             raise SystemExit(2)
 
 
@@ -262,13 +280,17 @@ class Train:
         )
         try:
             out = train(options)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, interrupt.Terminated) as stop:
+            # Ctrl-C and SIGTERM finish the running step and save it (handface.dice.trainer)
+            if not (self.out / "checkpoint.pt").is_file():
+                raise  # stopped before the first step: nothing to continue
             print(
                 f"training stopped; the last completed step is saved in {self.out}: continue "
                 "with the same command and --resume",
                 file=sys.stderr,
             )
-            raise SystemExit(130) from None
+            terminated = isinstance(stop, interrupt.Terminated)
+            raise SystemExit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
         print(f"training run in {out.resolve()}; weights: {out / 'model.pt'}")
 
 
@@ -309,7 +331,8 @@ class Synth:
 
     out: Path
     """Output folder (created; must not exist unless --overwrite). With --shard, the folder the
-    shards share."""
+    shards share. Ctrl-C or SIGTERM keeps the finished samples there (and no dataset yet: no
+    meta.json); the same command again makes only the rest."""
     num: int
     """Number of samples, or of sequences with --frames > 1 (all shards together)."""
     seed: int = 0
@@ -332,6 +355,8 @@ class Synth:
         from handface.synth.generate import parse_shard
 
         shard = parse_shard(self.shard) if self.shard is not None else None
+        if not self.overwrite:
+            interrupt.resume_hint("the finished samples are kept: run the same command to continue")
         out = generate(
             self.out, num=self.num, seed=self.seed, frames=self.frames, size=self.size,
             workers=self.workers, overwrite=self.overwrite, shard=shard,
@@ -881,14 +906,23 @@ def entrypoint(argv: list[str] | None = None) -> None:
     # Ctrl-C and SIGTERM unwind (outputs staged in .partial folders are removed) and exit with
     # one line and 128 + the signal number; the request is recorded for loops that check it
     interrupt.install()
+    interrupt.resume_hint(None)
     try:
         command.main()
     except HandfaceError as error:
         print(f"handface: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as error:  # a full disk, a path through a file, ...: one line (io.files)
+        from handface.io.files import os_error_message
+
+        message = os_error_message(error, getattr(command, "out", None))
+        if message is None:
+            raise
+        print(f"handface: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print(interrupt.MESSAGES[signal.SIGINT], file=sys.stderr)
+        print(interrupt.message(signal.SIGINT), file=sys.stderr)
         raise SystemExit(130) from None
     except interrupt.Terminated:
-        print(interrupt.MESSAGES[signal.SIGTERM], file=sys.stderr)
+        print(interrupt.message(signal.SIGTERM), file=sys.stderr)
         raise

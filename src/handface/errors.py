@@ -18,5 +18,9 @@ class OutputExistsError(HandfaceError):
     """The output location already holds results and ``--overwrite`` was not given."""
 
 
+class OutputBusyError(HandfaceError):
+    """Another handface process is writing the same output location right now."""
+
+
 class ModelFileError(HandfaceError):
     """A model file the user pointed to (FLAME, MANO) is missing or not what it claims to be."""

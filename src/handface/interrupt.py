@@ -10,10 +10,14 @@ at the next frame, image or sample, with the same one-line message and exit stat
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 
 _requested: int | None = None
+_deferring = 0  # depth of `deferred()` blocks: a signal inside one is raised at its end
+_hint: str | None = None  # how to continue the interrupted command (see `resume_hint`)
 
 MESSAGES: dict[int, str] = {
     signal.SIGINT: "handface: interrupted; no partial output was kept",
@@ -24,6 +28,18 @@ MESSAGES: dict[int, str] = {
 def requested() -> int | None:
     """The signal number of a pending interruption, or None."""
     return _requested
+
+
+def resume_hint(text: str | None) -> None:
+    """Say in the interruption's one line how to continue (e.g. "rerun with --resume"): for
+    commands that keep their finished items. ``None`` clears it."""
+    global _hint
+    _hint = text
+
+
+def message(signum: int) -> str:
+    """The one line the entry point prints for an interruption by ``signum``."""
+    return MESSAGES[signum] + (f"; {_hint}" if _hint else "")
 
 
 class Terminated(SystemExit):
@@ -44,7 +60,8 @@ def _stop(signum: int) -> None:
 def _handler(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
     global _requested
     _requested = signum
-    _stop(signum)
+    if not _deferring:
+        _stop(signum)
 
 
 def install() -> None:
@@ -59,3 +76,24 @@ def raise_if_requested() -> None:
     """Stop now if an interruption was requested and something swallowed it."""
     if _requested is not None:
         _stop(_requested)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a Ctrl-C or SIGTERM that arrives inside the block until the block ends: for short
+    steps that must not be cut in half (moving a finished item's files into place and
+    recording it). Needs the handlers of :func:`install` (the command line); elsewhere the
+    block is interrupted as usual.
+
+    Example:
+        >>> with deferred():
+        ...     pass
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        raise_if_requested()

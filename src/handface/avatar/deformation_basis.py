@@ -22,7 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
 
-from handface.data.synth import load_topology, read_meta
+from handface.data.synth import load_topology, read_meta, read_npz
 from handface.errors import InputError
 from handface.io.files import atomic_write_bytes
 
@@ -79,15 +79,21 @@ class DeformationBasis:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path} does not exist; create a basis with `handface pca`")
-        with np.load(path) as data:
-            return cls(
-                components=torch.from_numpy(data["components"]),
-                singular_values=torch.from_numpy(data["singular_values"]),
-                train_explained=torch.from_numpy(data["train_explained"]),
-                heldout_explained=torch.from_numpy(data["heldout_explained"]),
-                num_train=int(data["num_train"]),
-                num_heldout=int(data["num_heldout"]),
-            )
+        data = read_npz(path, "a deformation basis (.npz from `handface pca`)")
+        names = ("components", "singular_values", "train_explained", "heldout_explained",
+                 "num_train", "num_heldout")  # fmt: skip
+        lacking = [name for name in names if name not in data]
+        if lacking or data["components"].ndim != 3 or data["components"].shape[-1] != 3:
+            what = f"has no {lacking[0]!r}" if lacking else "has components not shaped (K, V, 3)"
+            raise InputError(f"{path} {what}; it is not a basis from `handface pca`")
+        return cls(
+            components=torch.from_numpy(data["components"]),
+            singular_values=torch.from_numpy(data["singular_values"]),
+            train_explained=torch.from_numpy(data["train_explained"]),
+            heldout_explained=torch.from_numpy(data["heldout_explained"]),
+            num_train=int(data["num_train"]),
+            num_heldout=int(data["num_heldout"]),
+        )
 
 
 def explained_energy(
@@ -140,15 +146,22 @@ def load_deformations(
     meta = read_meta(root)
     num_vertices = int(load_topology(root)["face_stiffness"].shape[0])
     train, heldout = [], []
-    for item in tqdm(meta["items"], desc="pca: reading", unit="item", disable=not progress):
-        with np.load(root / "labels" / f"{item['key']}.npz") as data:
-            deformation = data["deformation"]
-        if deformation.shape != (num_vertices, 3):
-            raise InputError(f"{item['key']}: deformation has shape {deformation.shape}")
-        if np.abs(deformation).max() < MIN_DEFORMATION:
-            continue
-        target = heldout if heldout_every and item["sequence"] % heldout_every == 0 else train
-        target.append(torch.from_numpy(deformation))
+    # leave=False: the bar goes when done (or when a broken file stops it, before its error)
+    with tqdm(meta["items"], desc="pca: reading", unit="item", disable=not progress,
+              leave=False) as items:  # fmt: skip
+        for item in items:
+            path = root / "labels" / f"{item['key']}.npz"
+            if not path.is_file():
+                raise InputError(f"{path} is missing; the dataset at {root} is incomplete")
+            deformation = read_npz(path, names=("deformation",)).get("deformation")
+            if deformation is None:
+                raise InputError(f"{path} has no array 'deformation'; regenerate the dataset")
+            if deformation.shape != (num_vertices, 3):
+                raise InputError(f"{item['key']}: deformation has shape {deformation.shape}")
+            if np.abs(deformation).max() < MIN_DEFORMATION:
+                continue
+            target = heldout if heldout_every and item["sequence"] % heldout_every == 0 else train
+            target.append(torch.from_numpy(deformation))
     empty = torch.zeros(0, num_vertices, 3)
     return (
         torch.stack(train) if train else empty,

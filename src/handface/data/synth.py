@@ -10,6 +10,8 @@ torch.Size([4538, 3])
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,13 @@ def read_meta(root: Path) -> dict:
         raise InputError(
             f"{path} is not valid JSON ({error.msg}); regenerate the dataset"
         ) from None
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path} is not valid JSON (not UTF-8 text); regenerate the dataset"
+        ) from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path} holds a JSON {type(meta).__name__}, not the dataset's "
+                         "description; regenerate the dataset")  # fmt: skip
     if meta.get("format") != FORMAT_NAME:
         raise InputError(f"{path} describes format {meta.get('format')!r}, not {FORMAT_NAME!r}")
     if meta.get("version") != FORMAT_VERSION:
@@ -51,7 +60,31 @@ def read_meta(root: Path) -> dict:
             f"{path} is version {meta.get('version')} of {FORMAT_NAME}; this handface reads "
             f"version {FORMAT_VERSION}: regenerate it with this version's `handface synth`"
         )
+    items = meta.get("items")
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("key"), str) for item in items
+    ):
+        raise InputError(f"{path} has no valid list of items; regenerate the dataset")
     return meta
+
+
+def read_npz(
+    path: Path, what: str = "an .npz of label arrays", names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` at ``path`` (all, or those of ``names`` it has; no pickles);
+    a missing, truncated or otherwise unreadable file, or one holding Python objects, is a
+    one-line :class:`InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} is missing; expected {what}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            wanted = data.files if names is None else [n for n in names if n in data.files]
+            return {name: data[name] for name in wanted}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+        raise InputError(f"cannot read {path} ({reason[:160]}); is it {what}?") from None
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -79,12 +112,7 @@ def sample_from_npz(
     ``params.npz``, network predictions). Triangle lists come from the file itself
     (``face_faces``, ``hand_<side>_faces``) when present, else from ``topology``.
     """
-    try:
-        with np.load(path) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read {path} ({error}); is it an .npz of label arrays?") from None
-    arrays = {**(topology or {}), **arrays}
+    arrays = {**(topology or {}), **read_npz(path)}
 
     def need(name: str) -> np.ndarray:
         if name not in arrays:
@@ -143,8 +171,7 @@ def load_topology(root: Path) -> dict[str, np.ndarray]:
     path = Path(root) / "topology.npz"
     if not path.is_file():
         raise InputError(f"{path} is missing; the dataset at {root} is incomplete")
-    with np.load(path) as data:
-        return {name: data[name] for name in data.files}
+    return read_npz(path, "the dataset's topology (.npz)")
 
 
 def read_image(path: Path) -> torch.Tensor:

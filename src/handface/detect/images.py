@@ -71,7 +71,17 @@ def image_input(image: str | os.PathLike | UInt8[np.ndarray, "H W 3"]) -> Loaded
         ((4, 6), None)
     """
     if isinstance(image, np.ndarray):
-        return LoadedImage(rgb=image, source=None)
+        from handface.detect.mediapipe_detector import as_rgb_uint8
+
+        try:
+            rgb = as_rgb_uint8(image)
+        except ValueError as error:
+            raise InputError(f"cannot use the array as an image: {error}") from None
+        return LoadedImage(rgb=rgb, source=None)
+    if not isinstance(image, str | os.PathLike):
+        raise InputError(
+            f"expected an image path or an RGB uint8 array, got {type(image).__name__}"
+        )
     return load_image(image)
 
 
@@ -96,7 +106,7 @@ def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> Lo
     source = os.fspath(path)
     file = Path(source)
     if not file.exists():
-        raise InputError(f"no such file: {source}")
+        raise InputError(missing_file_message(source))
     if file.is_dir():
         raise InputError(f"{source} is a directory; give an image or video file")
     if file.stat().st_size == 0:
@@ -104,6 +114,17 @@ def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> Lo
     if file.suffix.lower() in VIDEO_SUFFIXES:
         return _load_video_frame(file, source, video_frame)
     return _load_still(file, source, video_frame)
+
+
+def missing_file_message(source: str, what: str = "file") -> str:
+    """``no such file: PATH``, or for a symbolic link that leads nowhere (a loop, a missing
+    target) what it is, since ``ls`` lists it."""
+    if os.path.islink(source):
+        return (
+            f"{source} is a symbolic link that leads nowhere (a loop or a missing target); "
+            f"give the {what} itself"
+        )
+    return f"no such {what}: {source}"
 
 
 def exif_focal_lengths(pil_image) -> tuple[float | None, float | None]:
@@ -300,6 +321,16 @@ def _load_video_frame(file: Path, source: str, video_frame: int | None) -> Loade
             "(pip install av imageio)"
         ) from None
 
+    from handface.detect.video import _av_message
+
+    try:  # what the container holds, in FFmpeg's words (imageio's plugin errors say less)
+        with av.open(str(file)) as container:
+            kinds = sorted({stream.type for stream in container.streams})
+    except Exception as error:  # any demuxer failure is the user's file
+        raise InputError(f"cannot read {source} as a video: {_av_message(error)}") from None
+    if "video" not in kinds:
+        holds = f"only {' and '.join(kinds)}" if kinds else "no streams"
+        raise InputError(f"{source} has no video stream ({holds}); give a video with pictures")
     try:
         with iio.imopen(file, "r", plugin="pyav") as handle:
             num_frames = int(handle.properties().shape[0])
@@ -328,6 +359,11 @@ def _load_video_frame(file: Path, source: str, video_frame: int | None) -> Loade
     try:
         frame = iio.imread(file, plugin="pyav", index=index)
     except Exception as error:
+        if video_frame is None:  # the middle frame of the count the file declares is missing
+            raise InputError(
+                f"{source} is truncated or corrupt: it says it has {num_frames} frames but "
+                f"frame {index} cannot be read"
+            ) from None
         raise InputError(
             f"cannot read frame {index} of {source}: {_short(error)}; try a smaller video_frame"
         ) from None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from jaxtyping import Float, UInt8
 
+from handface import interrupt
 from handface.console import native_logs_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -115,7 +116,9 @@ class MediaPipeDetector:
     ) -> None:
         if max_side is not None and max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
-        with native_logs_silenced():  # TFLite and absl announce themselves on stderr
+        # a Ctrl-C or SIGTERM while the graphs load waits until they are built: raised inside
+        # MediaPipe's native code, it ended the process at once, leaving partial outputs
+        with interrupt.deferred(), native_logs_silenced():  # TFLite and absl log on stderr
             self._build(max_hands, min_confidence, video_mode, segment_person)
             # The graphs open their calculators on worker threads after construction returns,
             # and those log then: one blank frame through each waits until all are open, so

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float, UInt8
 
-from handface.detect.images import VIDEO_SUFFIXES, _short, load_image
+from handface.detect.images import VIDEO_SUFFIXES, _short, load_image, missing_file_message
 from handface.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -130,7 +130,7 @@ class FrameReader:
 
         file = Path(self._source)
         if not file.exists():
-            raise InputError(f"no such file or folder: {self._source}")
+            raise InputError(missing_file_message(self._source, "file or folder"))
         if file.is_dir():
             self._open_folder(file)
         elif file.suffix.lower() in VIDEO_SUFFIXES:
@@ -323,7 +323,9 @@ class FrameReader:
             kinds = sorted({stream.type for stream in container.streams})
             container.close()
             holds = f"only {' and '.join(kinds)}" if kinds else "no streams"
-            raise InputError(f"{self._source} has no video stream ({holds})")
+            raise InputError(
+                f"{self._source} has no video stream ({holds}); give a video with pictures"
+            )
         return container
 
     def _iter_video(self) -> Iterator[VideoFrame]:

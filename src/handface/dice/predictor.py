@@ -124,12 +124,37 @@ def load_network(
     net = DiceNet(
         config, head_model or default_head_model(), hand_model or default_hand_model("right")
     )
+    if not isinstance(state["model"], dict):
+        raise InputError(f"{path}: its 'model' entry is a {type(state['model']).__name__}, "
+                         "not the network's weights")  # fmt: skip
     try:
         net.load_state_dict(state["model"])
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise InputError(f"{path} does not fit the {config.name} network ({first})") from None
+    except (RuntimeError, TypeError, AttributeError) as error:
+        detail = weights_mismatch(net.state_dict(), state["model"]) or str(error).splitlines()[0]
+        raise InputError(f"{path} does not fit the {config.name} network ({detail})") from None
     return net.eval()
+
+
+def weights_mismatch(own: dict, weights: dict, shown: int = 2) -> str:
+    """What keeps ``weights`` from loading into a network whose state dict is ``own``: the
+    missing, unexpected and wrongly shaped names (the first ``shown`` of each), or ``""``.
+
+    Example:
+        >>> weights_mismatch({"a": torch.zeros(2), "b": torch.zeros(1)}, {"a": torch.zeros(3)})
+        'missing b; wrong shape a'
+    """
+    shapes = sorted(
+        name for name in set(own) & set(weights)
+        if tuple(getattr(weights[name], "shape", ())) != tuple(own[name].shape)
+    )  # fmt: skip
+    parts = []
+    for label, keys in (("missing", sorted(set(own) - set(weights))),
+                        ("unexpected", sorted(set(weights) - set(own))),
+                        ("wrong shape", shapes)):  # fmt: skip
+        if keys:
+            more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{label} {', '.join(keys[:shown])}{more}")
+    return "; ".join(parts)
 
 
 def _camera_placement(

@@ -17,6 +17,7 @@ Anny parameter dataset) are "real", the regressed ones "fake".
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from handface.dice.trainer import (
 )
 from handface.dice.wild import MixedDataset, WildImageSet
 from handface.errors import InputError
+from handface.io.files import output_lock, refuse_unwritable
 from handface.losses import discriminator_loss
 from handface.models.base import HandParams, HeadParams
 
@@ -237,9 +239,12 @@ def train(options: TrainOptions, head_model=None, hand_model=None) -> Path:
     for folder in folders:
         if not Path(folder).is_dir():
             raise InputError(f"--data {folder} is not a folder; create one with handface synth")
+    refuse_unwritable(Path(options.out))  # before the network is built and the data read
     config = network_config(options)
     with distributed_context() as context:
-        _run(options, config, context, head_model, hand_model)
+        # one run per folder: a second `handface train --out` into it is refused at once
+        with output_lock(Path(options.out)) if context.is_main else contextlib.nullcontext():
+            _run(options, config, context, head_model, hand_model)
     return Path(options.out)
 
 

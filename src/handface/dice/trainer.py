@@ -30,6 +30,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +44,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from handface import interrupt
 from handface.errors import InputError, OutputExistsError
 from handface.io.files import atomic_write_bytes
 
@@ -175,11 +178,28 @@ def load_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is not a handface checkpoint (it is empty: 0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path} is not a handface checkpoint ({first[:160]})") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # no terminal colour codes
+        refused = re.search(r"GLOBAL ([\w.]+)", text)
+        if refused:  # the file names code to run or a class to build: never done
+            raise InputError(
+                f"{path} is not a handface checkpoint: it asks to run or build "
+                f"'{refused.group(1)}', which is refused (only tensors and plain data are "
+                "loaded); use a model.pt or checkpoint.pt written by `handface train`"
+            ) from None
+        lines = [line for line in text.splitlines() if line.strip()] or [type(error).__name__]
+        # the reason, not torch's advice around it (to load without weights_only: never here)
+        reason = lines[1] if lines[0].startswith("Weights only load failed") else lines[0]
+        reason = reason.split(". ")[0]
+        raise InputError(f"{path} is not a handface checkpoint ({reason[:160]})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path} holds no DICE network weights (it holds a "
+                         f"{type(state).__name__}, not a checkpoint's dict)")  # fmt: skip
+    return state
 
 
 def plot_losses(log_path: Path, out_path: Path) -> None:
@@ -254,6 +274,7 @@ class Trainer:
             else min(self.schedule_steps, schedule.max_steps)
         )
         self.step = 0
+        self._created = False  # prepare() made the run folder (removed again on early failure)
 
     # ------------------------------------------------------------------ run folder
     def prepare(self) -> None:
@@ -276,6 +297,7 @@ class Trainer:
                 f"{out} already holds a run; continue it with --resume or pass --overwrite"
             )
         self._barrier()  # every process has checked before the first one writes
+        self._created = not out.exists()
         if self.context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             for name in (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE, CURVE_FILE):
@@ -283,6 +305,18 @@ class Trainer:
             config = {"run": _jsonable(asdict(self.run)), **self.extra_config}
             atomic_write_bytes(out / CONFIG_FILE, json.dumps(config, indent=2).encode())
         self._barrier()
+
+    def _discard_unstarted(self) -> None:
+        """After a failure before the first step of a new run (a broken dataset, a bad
+        option): remove what :meth:`prepare` wrote, so no run folder without a checkpoint is
+        left behind (it would block the next attempt and cannot be resumed)."""
+        if self.run.resume or self.step > 0 or not self.context.is_main:
+            return
+        if self._created:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        for name in (CONFIG_FILE, LOG_FILE):
+            (self.out / name).unlink(missing_ok=True)
 
     def _load(self, checkpoint: dict) -> None:
         for name, obj in self.state.items():
@@ -355,15 +389,20 @@ class Trainer:
             desc="train",
             dynamic_ncols=True,
         )
-        interrupted = False  # Ctrl-C in this process
-        stopping = False  # Ctrl-C in any process (all processes agree after each step)
+        interrupted: int | None = None  # the Ctrl-C or SIGTERM this process received
+        stopping = False  # one arrived in any process (all processes agree after each step)
 
         def stop_after_this_step(signum, frame):  # noqa: ARG001 - signal handler signature
             nonlocal interrupted
-            interrupted = True
+            interrupted = signum
 
-        # Ctrl-C finishes the running step, so the saved state is never half an update
-        previous = signal.signal(signal.SIGINT, stop_after_this_step)
+        # Ctrl-C and SIGTERM (`kill`, a cluster's scheduler) finish the running step, so the
+        # saved state is never half an update
+        previous = {
+            signum: signal.signal(signum, stop_after_this_step)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        failed = True
         try:
             while self.step < self.total_steps and not stopping:
                 epoch, skip = divmod(self.step, self.batches_per_epoch)
@@ -391,17 +430,23 @@ class Trainer:
                             log.write(json.dumps(row) + "\n")
                     due = time.monotonic() - last_save > 60.0 * self.run.checkpoint_minutes
                     # every process must take the same decisions, or the next collective hangs
-                    due, stopping = self._agree(due, interrupted)
+                    due, stopping = self._agree(due, interrupted is not None)
                     if due and not stopping:
                         self.save()
                         last_save = time.monotonic()
+            failed = False
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if failed:
+                bar.leave = False  # the error's one line stands alone, not under a half bar
             bar.close()
+            if failed:
+                self._discard_unstarted()
         # the state after the last completed step is consistent: save it, also on Ctrl-C
         self.save()
-        if stopping:
-            raise KeyboardInterrupt
+        if stopping:  # the command line exits with 130 (Ctrl-C) or 143 (SIGTERM)
+            raise interrupt.Terminated if interrupted == signal.SIGTERM else KeyboardInterrupt
         return self.step
 
 

@@ -47,9 +47,15 @@ def _seconds_per_image(pred: Path, keys: list[str]) -> float | None:
     for key in keys:
         path = pred / key / "result.json"
         if path.is_file():
-            total = json.loads(path.read_text()).get("timings", {}).get("total_s")
-            if total is not None:
-                times.append(float(total))
+            try:
+                total = json.loads(path.read_text()).get("timings", {}).get("total_s")
+                if total is not None:
+                    times.append(float(total))
+            except (ValueError, AttributeError, TypeError) as error:  # JSON, shape, number
+                raise InputError(
+                    f"{path} is not a readable result.json ({type(error).__name__}); "
+                    "write the result again with `handface reconstruct`"
+                ) from None
     return float(np.median(times)) if times else None
 
 

@@ -159,6 +159,12 @@ def _check_same_shape(name: str, pred: Tensor, gt: Tensor) -> None:
         )
 
 
+def _check_points(name: str, pred: Tensor) -> None:
+    """A mean over zero points would be a silent 0/0 = nan: say what is wrong instead."""
+    if pred.dim() < 2 or pred.shape[-1] != 3 or pred.shape[-2] == 0:
+        raise InputError(f"{name} needs (..., N, 3) points with N >= 1, got {tuple(pred.shape)}")
+
+
 def pve(
     pred_vertices: Float[Tensor, "*batch V 3"],
     gt_vertices: Float[Tensor, "*batch V 3"],
@@ -168,7 +174,9 @@ def pve(
     """Per-vertex error: ``mean_i |(p_i - c_pred) - (g_i - c_gt)|`` (metres).
 
     Each mesh set is first translated so that its head centre (the mean of the head's
-    vertices) is at the origin (DICE Table 1, ‡). Differentiable.
+    vertices) is at the origin (DICE Table 1, ‡). Differentiable. Finite for finite input;
+    zero vertices raise :class:`~handface.errors.InputError`; NaN propagates. A batch of 0
+    gives an empty result.
 
     Example:
         >>> gt = torch.tensor([[0.0, 0, 0], [1, 0, 0]])
@@ -177,6 +185,7 @@ def pve(
         tensor(0.5000)
     """
     _check_same_shape("pve", pred_vertices, gt_vertices)
+    _check_points("pve", pred_vertices)
     diff = (pred_vertices - pred_centre[..., None, :]) - (gt_vertices - gt_centre[..., None, :])
     return torch.linalg.vector_norm(diff, dim=-1).mean(dim=-1)
 
@@ -189,13 +198,15 @@ def mpjpe(
 ) -> Float[Tensor, "*batch"]:
     """Mean per-joint position error ``mean_j |(p_j - c_pred) - (g_j - c_gt)|`` (metres).
 
-    A centre that is ``None`` is taken as the origin (no translation of that side).
+    A centre that is ``None`` is taken as the origin (no translation of that side). Zero
+    joints raise :class:`~handface.errors.InputError`; NaN propagates.
 
     Example:
         >>> mpjpe(torch.tensor([[0.0, 0, 1], [0, 0, 0]]), torch.zeros(2, 3))
         tensor(0.5000)
     """
     _check_same_shape("mpjpe", pred, gt)
+    _check_points("mpjpe", pred)
     if pred_centre is not None:
         pred = pred - pred_centre[..., None, :]
     if gt_centre is not None:
@@ -210,7 +221,10 @@ def pa_mpjpe(
 
     Uses :func:`handface.geometry.procrustes` (scale, proper rotation, translation), so the
     value is invariant to any similarity transform of ``pred``; needs at least three
-    non-collinear points.
+    non-collinear points for a unique alignment. Degenerate sets still give a finite value
+    (collinear points: one of the optimal rotations; a single point or coincident ``pred``
+    points: scale 0, i.e. the error of ``gt`` about its centroid). Zero joints and NaN/inf
+    coordinates raise :class:`~handface.errors.InputError`.
 
     Example:
         >>> gt = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
@@ -218,6 +232,7 @@ def pa_mpjpe(
         True
     """
     _check_same_shape("pa_mpjpe", pred, gt)
+    _check_points("pa_mpjpe", pred)
     aligned = procrustes(pred, gt).aligned
     return torch.linalg.vector_norm(aligned - gt, dim=-1).mean(dim=-1)
 
@@ -307,7 +322,8 @@ class ContactCounts:
         threshold: float = CONTACT_THRESHOLD,
     ) -> ContactCounts:
         """Count over all elements: predicted positive is ``pred_prob > threshold``, GT
-        positive is ``gt_label > 0.5``."""
+        positive is ``gt_label > 0.5``. A NaN probability or label counts as negative (no
+        contact); empty tensors give all-zero counts."""
         if pred_prob.shape != gt_label.shape:
             raise InputError(
                 "contact: predicted probabilities and labels must have the same shape, got "

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
@@ -33,7 +34,9 @@ def acceleration_error(
     """``accel_err`` in the units of the input per frame squared (metres in, metres out).
 
     ``valid`` marks frames where both are defined; an acceleration is scored only when its
-    three frames are valid. NaN when no triple is.
+    three frames are valid (frames outside ``valid`` may hold NaN). NaN when no triple is
+    (fewer than 3 frames, or 0 vertices). ``valid`` must be a boolean ``(T,)`` mask
+    (``ValueError`` otherwise).
 
     Example:
         >>> t = torch.arange(5.0)[:, None, None].expand(5, 2, 3)
@@ -43,6 +46,11 @@ def acceleration_error(
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
         raise ValueError(
             f"pred and gt must both be (T, N, 3), got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
+    if valid is not None and (valid.shape != pred.shape[:1] or valid.dtype != torch.bool):
+        raise ValueError(
+            f"valid must be a boolean mask of the {pred.shape[0]} frames, got "
+            f"{valid.dtype} {tuple(valid.shape)}"
         )
     if pred.shape[0] < 3:
         return float("nan")

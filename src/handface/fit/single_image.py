@@ -104,6 +104,28 @@ def _render_depth(vertices: Tensor, faces: Tensor, K: Tensor, size: tuple[int, i
         return rasterize(vertices.float(), faces, K.float(), height, width).zbuf
 
 
+def _checked_depth(depth, size: tuple[int, int], warnings: list[str]) -> np.ndarray:
+    """An RGB-D depth map as (H, W) float64 metres aligned with the image of ``size``; NaN,
+    infinite and negative values become 0 (no depth) with a warning, as ``handface track``'s
+    depth maps do. Raises InputError for another shape or non-numbers."""
+    try:
+        depth = np.asarray(depth, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("the depth map must hold numbers (metres)") from None
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.shape != size:
+        given = f"{depth.shape[1]}x{depth.shape[0]}" if depth.ndim == 2 else f"{depth.shape}"
+        raise InputError(f"depth map is {given} but the image is {size[1]}x{size[0]}; give a "
+                         "depth map aligned with the image")  # fmt: skip
+    invalid = ~np.isfinite(depth) | (depth < 0)
+    if invalid.any():
+        depth = np.where(invalid, 0.0, depth)
+        warnings.append(f"depth map: {int(invalid.sum())} NaN, infinite or negative values set "
+                        "to 0 (no depth)")  # fmt: skip
+    return depth
+
+
 class Reconstructor:
     """Loads the models and the detector once; call it on images.
 
@@ -188,11 +210,8 @@ class Reconstructor:
         warnings.extend(loaded.warnings)
         height, width = rgb.shape[:2]
         timings["load_s"] = time.perf_counter() - start
-        if depth is not None and depth.shape[:2] != (height, width):
-            raise InputError(
-                f"depth map is {depth.shape[1]}x{depth.shape[0]} but the image is "
-                f"{width}x{height}; give a depth map aligned with the image"
-            )
+        if depth is not None:
+            depth = _checked_depth(depth, (height, width), warnings)
         camera = self._camera(width, height, K, focal_35mm)
 
         tick = time.perf_counter()

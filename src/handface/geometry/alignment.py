@@ -89,6 +89,13 @@ def procrustes(
         weights: non-negative per-point weights (default: all 1); at least three points with
             non-zero weight that are not collinear are needed for a unique rotation.
 
+    Degenerate input gives a finite result: with collinear points the rotation is one of the
+    optimal ones (not unique); coincident source points (one point, ``N == 0``, all weights
+    0, or a spread within ``16 eps`` of the points' distance from the origin) give scale 0,
+    i.e. everything maps to the target's (weighted) centroid; a batch of 0 gives empty
+    fields. NaN or inf in source, target or weights raise :class:`~handface.errors.InputError`
+    (checked on the 3x3 covariance: no extra pass).
+
     Example:
         >>> src = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
         >>> res = procrustes(src, 2.0 * src + 1.0)
@@ -113,6 +120,10 @@ def procrustes(
     src_c = source - mu_src[..., None, :]
     tgt_c = target - mu_tgt[..., None, :]
     cov = (w3 * tgt_c).transpose(-1, -2) @ src_c  # (..., 3, 3): sum w y x^T
+    # Any NaN/inf input reaches the covariance (0 * inf is NaN): 9 values per item to check
+    # instead of torch.linalg.svd's opaque "failed to converge".
+    if not bool(torch.isfinite(cov).all()):
+        raise InputError("procrustes: source, target and weights must be finite (NaN or inf)")
     u, sv, vh = torch.linalg.svd(cov)
     # det(U V^T) = -1 means the best orthogonal map is a reflection: flip the weakest axis.
     sign = torch.sign(torch.linalg.det(u @ vh))
@@ -122,7 +133,14 @@ def procrustes(
     rotation = u @ (d[..., :, None] * vh)
     if scale:
         var_src = (w * (src_c * src_c).sum(dim=-1)).sum(dim=-1)
-        s = (sv * d).sum(dim=-1) / var_src.clamp_min(torch.finfo(source.dtype).tiny)
+        # A spread within the rounding of the coordinates (or one whose square underflows)
+        # is no spread: the points coincide and the best scale is 0. Dividing the rounding
+        # noise of the covariance by it instead gave scales like 1e136.
+        info = torch.finfo(source.dtype)
+        noise = (16 * info.eps) ** 2 * (mu_src * mu_src).sum(dim=-1) + info.tiny
+        spread = var_src > noise
+        s = (sv * d).sum(dim=-1) / torch.where(spread, var_src, torch.ones_like(var_src))
+        s = torch.where(spread, s, torch.zeros_like(s))
     else:
         s = torch.ones_like(sv[..., 0])
     translation = mu_tgt - s[..., None] * (rotation @ mu_src[..., None])[..., 0]
@@ -148,6 +166,8 @@ def nearest_neighbors(
             "a and b need the same batch size and b at least one point, got "
             f"{tuple(a.shape)} and {tuple(b.shape)}"
         )
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
     with torch.no_grad():
         idx = torch.cat(
             [
@@ -178,7 +198,9 @@ def chamfer_distance(
     error in mm once multiplied by 1000); pass ``squared=True`` for the mean squared distance.
     Returns the two directions separately; their sum (or mean) is the symmetric Chamfer
     distance. Memory is bounded by ``chunk_size`` (see :func:`nearest_neighbors`);
-    differentiable in both sets.
+    differentiable in both sets. Both sets need at least one point
+    (:class:`~handface.errors.InputError` otherwise); a batch of 0 gives empty results; a NaN
+    point in either set makes both means NaN (it wins every nearest-neighbour search).
 
     Example:
         >>> a = torch.tensor([[[0.0, 0, 0]]])
@@ -186,6 +208,11 @@ def chamfer_distance(
         >>> chamfer_distance(a, b)
         (tensor([1.]), tensor([1.5000]))
     """
+    if a.dim() == 3 and b.dim() == 3 and (a.shape[1] == 0 or b.shape[1] == 0):
+        raise InputError(
+            "chamfer_distance of an empty point set is undefined, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
     d_ab, _ = nearest_neighbors(a, b, chunk_size=chunk_size)
     d_ba, _ = nearest_neighbors(b, a, chunk_size=chunk_size)
     if squared:

@@ -13,19 +13,27 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from handface.errors import InputError
+
 
 def intrinsics_from_fov(
     width: int, height: int, fov_deg: float, *, dtype: torch.dtype = torch.float32
 ) -> Float[Tensor, "3 3"]:
     """Intrinsics of a camera whose horizontal field of view is ``fov_deg`` degrees.
 
-    The principal point is the image centre ``((W-1)/2, (H-1)/2)``; pixels are square.
+    The principal point is the image centre ``((W-1)/2, (H-1)/2)``; pixels are square. The
+    size must be positive and ``0 < fov_deg < 180`` (:class:`~handface.errors.InputError`).
 
     Example:
         >>> K = intrinsics_from_fov(256, 256, 60.0)
         >>> round(float(K[0, 0]), 2)
         221.7
     """
+    if not (width > 0 and height > 0 and 0.0 < fov_deg < 180.0):
+        raise InputError(
+            f"a pinhole camera needs a positive image size and 0 < fov < 180 degrees, got "
+            f"{width}x{height} px and fov {fov_deg}"
+        )
     focal = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
     return torch.tensor(
         [[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]],
@@ -48,7 +56,8 @@ def project_points(
     """Project camera-frame points to pixel coordinates with a pinhole ``K``.
 
     Differentiable in both arguments. Points at or behind the camera (z <= 1e-8) are clamped to
-    z = 1e-8 so the result stays finite; callers cull them.
+    z = 1e-8 so the result stays finite for finite input (up to ``|x| / 1e-8`` overflowing the
+    dtype); callers cull them. NaN/inf coordinates give non-finite pixels for that point only.
 
     Example:
         >>> K = torch.tensor([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
@@ -66,12 +75,16 @@ def unproject_points(
 ) -> Float[Tensor, "*batch N 3"]:
     """Inverse of :func:`project_points`: pixel coordinates and metric z-depth to camera points.
 
+    A ``K`` with a zero focal length raises :class:`~handface.errors.InputError`.
+
     Example:
         >>> K = torch.tensor([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
         >>> unproject_points(torch.tensor([[55.0, 30.0]]), torch.tensor([2.0]), K)
         tensor([[ 0.1000, -0.2000,  2.0000]])
     """
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not bool(((fx != 0) & (fy != 0)).all()):
+        raise InputError(f"K has a zero focal length (fx={float(fx)}, fy={float(fy)})")
     x = (uv[..., 0] - cx) / fx * depth
     y = (uv[..., 1] - cy) / fy * depth
     return torch.stack([x, y, depth], dim=-1)
@@ -83,10 +96,21 @@ def look_at(
     """World-to-camera ``(R, t)`` of an OpenCV camera at ``eye`` looking at ``target``.
 
     ``up`` is the world direction that should appear upwards in the image (towards -y).
+    ``eye == target`` and an ``up`` parallel to the viewing direction leave the camera
+    undefined and raise :class:`~handface.errors.InputError` (instead of a NaN rotation).
     """
     forward = target - eye
-    forward = forward / forward.norm()
-    right = torch.linalg.cross(forward, up)
+    length, up_length = forward.norm(), up.norm()
+    # Unit vectors first: a cross product of tiny vectors would underflow.
+    right = torch.linalg.cross(forward / length, up / up_length)
+    # sin(angle between forward and up) below 1e-6 (or a zero vector): no usable "right".
+    if not bool((length > 0) & (up_length > 0) & (right.norm() > 1e-6)):
+        raise InputError(
+            "look_at needs eye != target and a nonzero up direction that is not parallel to "
+            f"the viewing direction, got eye={eye.tolist()}, target={target.tolist()}, "
+            f"up={up.tolist()}"
+        )
+    forward = forward / length
     right = right / right.norm()
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward], dim=0)

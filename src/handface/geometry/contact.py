@@ -35,6 +35,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from handface.errors import InputError
 from handface.geometry.distance import faces_near, signed_distance
 
 __all__ = [
@@ -80,10 +81,15 @@ def contact_probability(
 ) -> Float[Tensor, "*shape"]:
     """Contact probability from signed distances: 0.5 at 5 mm, towards 1 inside.
 
+    Finite distances give probabilities in ``[0, 1]`` (saturating, never NaN); NaN gives NaN.
+    ``softness`` must be positive (:class:`~handface.errors.InputError` otherwise).
+
     Example:
         >>> contact_probability(torch.tensor([-0.01, 0.0, 0.005, 0.02])).round(decimals=3)
         tensor([1.0000, 0.9930, 0.5000, 0.0000])
     """
+    if isinstance(softness, int | float) and not softness > 0:
+        raise InputError(f"contact softness must be a positive width in metres, got {softness}")
     return torch.sigmoid((CONTACT_DISTANCE - sdf) / softness)
 
 
@@ -130,19 +136,23 @@ def touching(
 ) -> Bool[Tensor, "*batch"]:
     """Whether a hand touches: its minimum signed distance is at most 5 mm (False if empty).
 
+    NaN distances (vertices whose position is unknown) are ignored: the other vertices decide,
+    and an all-NaN hand does not touch.
+
     Example:
         >>> touching(torch.tensor([[0.02, 0.004], [0.02, 0.03]]))
         tensor([ True, False])
     """
-    if sdf.shape[-1] == 0:
-        return torch.zeros(sdf.shape[:-1], dtype=torch.bool, device=sdf.device)
-    return sdf.amin(dim=-1) <= threshold
+    # Same as ``amin <= threshold``, but a NaN entry cannot hide a touching vertex.
+    return (sdf <= threshold).any(dim=-1)
 
 
 def collides(
     depths: Float[Tensor, "*batch N"], threshold: float = COLLISION_DEPTH
 ) -> Bool[Tensor, "*batch"]:
     """Whether any penetration depth exceeds ``threshold`` (5 mm).
+
+    NaN depths are ignored (an all-NaN or empty set does not collide).
 
     Example:
         >>> collides(torch.tensor([[0.003, 0.0], [0.007, 0.0]]))
@@ -165,6 +175,10 @@ def surface_signed_distance(
     what contact labels and probabilities are made of, for a hand against the head (``points``
     = hand vertices) and for the face against a hand (``points`` = face vertices).
 
+    Degenerate input: a point with a NaN coordinate gets NaN (the others are unaffected), one
+    with an inf coordinate ``FAR``; no points give an empty result, no faces ``FAR``
+    everywhere; non-finite mesh vertices raise :class:`~handface.errors.InputError`.
+
     Example:
         >>> import trimesh
         >>> s = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
@@ -173,11 +187,21 @@ def surface_signed_distance(
         tensor([0.0020, 1.0000])
     """
     sdf = points.new_full((points.shape[0],), FAR)
-    if points.shape[0] == 0 or not faces_near(vertices, faces, points, reach).any():
+    if points.shape[0] == 0:
         return sdf
-    low = vertices.min(0).values - reach
-    high = vertices.max(0).values + reach
-    near = ((points >= low) & (points <= high)).all(dim=1)
+    unknown = torch.isnan(points).any(dim=1)  # O(N): NaN points must not read as FAR
+    if bool(unknown.any()):
+        sdf[unknown] = float("nan")
+    if vertices.shape[0] == 0 or faces.shape[0] == 0:
+        if faces.shape[0]:
+            raise InputError(f"faces index vertices but the mesh has none: {tuple(vertices.shape)}")
+        return sdf
+    low, high = vertices.min(0).values, vertices.max(0).values
+    if not bool(torch.isfinite(low).all() & torch.isfinite(high).all()):
+        raise InputError("surface_signed_distance: mesh vertices must be finite (NaN or inf)")
+    if not faces_near(vertices, faces, points, reach).any():
+        return sdf
+    near = ((points >= low - reach) & (points <= high + reach)).all(dim=1)
     if near.any():
         result = signed_distance(points[near].double(), vertices.double(), faces)
         sdf[near] = result.sdf.to(points.dtype)
@@ -187,19 +211,31 @@ def surface_signed_distance(
 def hand_size(keypoints: Float[Tensor, "*batch 21 D"] | np.ndarray) -> Float[Tensor, "*batch"]:
     """A hand's size: the wrist-to-middle-knuckle length (MediaPipe points 0 and 9).
 
-    Works on 2D (pixels) or 3D (metres) keypoints, tensors or arrays (arrays give floats).
+    Works on 2D (pixels) or 3D (metres) keypoints, tensors or arrays (an unbatched array gives
+    a float, a batched one an array). Fewer than 10 keypoints raise
+    :class:`~handface.errors.InputError`; coincident points 0 and 9 give 0; NaN gives NaN.
     """
+    if keypoints.ndim < 2 or keypoints.shape[-2] < 10:
+        raise InputError(
+            f"hand_size needs the 21 hand keypoints (..., 21, D), got {tuple(keypoints.shape)}"
+        )
     if isinstance(keypoints, np.ndarray):
-        return float(np.linalg.norm(keypoints[..., 9, :] - keypoints[..., 0, :], axis=-1))
+        size = np.linalg.norm(keypoints[..., 9, :] - keypoints[..., 0, :], axis=-1)
+        return float(size) if size.ndim == 0 else size
     return torch.linalg.vector_norm(keypoints[..., 9, :] - keypoints[..., 0, :], dim=-1)
 
 
 def face_size(landmarks: Float[Tensor, "*batch N D"] | np.ndarray) -> Float[Tensor, "*batch"]:
     """A face's size: the diagonal of its landmarks' bounding box (pixels or metres).
 
-    Pass the surface landmarks (MediaPipe's first 468; the irises add nothing).
+    Pass the surface landmarks (MediaPipe's first 468; the irises add nothing). An unbatched
+    array gives a float, a batched one an array. A single landmark (or coincident ones) gives
+    0; no landmarks raise :class:`~handface.errors.InputError`; NaN gives NaN.
     """
+    if landmarks.ndim < 2 or landmarks.shape[-2] == 0:
+        raise InputError(f"face_size needs landmarks (..., N > 0, D), got {tuple(landmarks.shape)}")
     if isinstance(landmarks, np.ndarray):
-        return float(np.linalg.norm(np.ptp(landmarks, axis=-2), axis=-1))
+        size = np.linalg.norm(np.ptp(landmarks, axis=-2), axis=-1)
+        return float(size) if size.ndim == 0 else size
     extent = landmarks.amax(dim=-2) - landmarks.amin(dim=-2)
     return torch.linalg.vector_norm(extent, dim=-1)

@@ -107,7 +107,9 @@ def closest_point_on_triangles(
     on the boundary and is the closest of the three edge answers (equivalent to Ericson's
     Voronoi-region method, and robust: zero-area triangles, including ones collapsed to a
     segment or a point, are handled as their edges). Differentiable in every argument;
-    gradients are finite for degenerate triangles too.
+    gradients are finite for degenerate triangles too, as long as the squares of nonzero
+    edge lengths do not underflow the dtype (edges above ~1e-150 in float64, ~1e-19 in
+    float32).
 
     Returns:
         ``(closest, barycentrics)`` with ``closest = u*a + v*b + w*c``, ``u + v + w = 1``.
@@ -215,7 +217,8 @@ def _check_inputs(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tens
     unbatched = points.dim() == 2 and vertices.dim() == 2
     p = points if points.dim() == 3 else points.unsqueeze(0)
     v = vertices if vertices.dim() == 3 else vertices.unsqueeze(0)
-    batch = max(p.shape[0], v.shape[0])
+    # Broadcast like numpy: a batch of 1 on either side matches any batch, including 0.
+    batch = v.shape[0] if p.shape[0] == 1 else p.shape[0]
     if p.shape[0] not in (1, batch) or v.shape[0] not in (1, batch):
         raise InputError(f"batch sizes differ: points {p.shape[0]}, vertices {v.shape[0]}")
     return p.expand(batch, -1, -1), v.expand(batch, -1, -1), unbatched
@@ -224,6 +227,20 @@ def _check_inputs(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tens
 def _triangles(vertices: Tensor, faces: Tensor) -> Tensor:
     """``(B, F, 3, 3)`` corner positions."""
     return vertices[:, faces.long()]
+
+
+def _non_finite_mesh() -> InputError:
+    return InputError(
+        "mesh vertices must be finite: a triangle of the mesh has a NaN or inf corner "
+        "(check the model parameters or the optimization that produced the vertices)"
+    )
+
+
+def _check_finite_triangles(tri: Tensor) -> None:
+    """Raise for NaN/inf corners (used by the brute-force and exact paths; the tree path gets
+    the same check for free from the bounds it computes anyway)."""
+    if not bool(torch.isfinite(tri).all()):
+        raise _non_finite_mesh()
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +319,10 @@ def _triangle_grouping(faces_np: np.ndarray, tri: np.ndarray) -> _Grouping:
     key = _grouping_key(faces_np)
     grouping = _ORDER_CACHE.get(key)
     if grouping is None:
-        grouping = _Grouping(_median_split_order(tri.mean(axis=1), _tree_depth(tri.shape[0])))
+        centroids = tri.mean(axis=1)
+        if not np.isfinite(centroids).all():  # only on a cache miss: never cache a NaN order
+            raise _non_finite_mesh()
+        grouping = _Grouping(_median_split_order(centroids, _tree_depth(tri.shape[0])))
         _ORDER_CACHE[key] = grouping
         if len(_ORDER_CACHE) > _ORDER_CACHE_SIZE:
             _ORDER_CACHE.popitem(last=False)
@@ -416,6 +436,9 @@ class _TriangleTree:
         num = tri.shape[0]
         # Per-column reductions: numpy reduces (n, 3) arrays over axis 0 ~40x slower.
         self.origin = np.array([0.5 * (tri[..., k].min() + tri[..., k].max()) for k in range(3)])
+        # min/max propagate NaN and inf: a free check that every corner is finite.
+        if not np.isfinite(self.origin).all():
+            raise _non_finite_mesh()
         local = tri - self.origin
         # Pruning slack (absolute part): 1e-5 of the mesh size, >> float32 rounding (~6e-8).
         self.size = float(np.abs(local).max()) + 1e-30
@@ -573,9 +596,12 @@ class _TriangleTree:
         owner, first = _first_min_per_point(pt, sq)
         faces = np.empty(num, dtype=np.int64)
         faces[owner] = tri[first]
-        if owner.size < num:  # cannot happen with the slack above; stay exact regardless
+        if owner.size < num:  # NaN/inf points; finite ones keep a triangle (exact anyway)
             missing = np.setdiff1d(np.arange(num), owner)
             for i in missing:
+                if not np.isfinite(local[i]).all():
+                    faces[i] = 0  # any triangle: the distance of a NaN/inf point is not finite
+                    continue
                 faces[i] = int(
                     np.argmin(
                         _np_sq_distance(np.broadcast_to(local[i], (len(self.tri9), 3)), self.tri9)
@@ -601,11 +627,15 @@ class _TriangleTree:
         pt = np.arange(num)
         node = np.zeros(num, dtype=np.int64)
         beta2 = np.float32(beta * beta)
+        # The expansion divides by |r|^3, which underflows float32 below |r|^2 ~ 1e-26: a
+        # point that close to a zero-radius node (triangles collapsed to one point) gave 0/0.
+        # Such pairs are summed exactly instead.
+        near_floor = np.float32(1e-24)
         for level in range(self.depth + 1):
             sphere = np.take(self.spheres[level], node, axis=0)
             r = sphere[:, 0:3] - np.take(p32, pt, axis=0)
             d2 = _dot_rows(r, r)
-            far = d2 > beta2 * sphere[:, 3]
+            far = (d2 > beta2 * sphere[:, 3]) & (d2 > near_floor)
             if far.any():
                 r, d2 = np.compress(far, r, axis=0), np.compress(far, d2)
                 m = np.take(self.moments[level], np.compress(far, node), axis=0)
@@ -666,7 +696,7 @@ def _closest_from_faces(
     """Differentiable recomputation of the closest points on the selected triangles."""
     batch, num = face_index.shape
     corner_ids = faces.long().index_select(0, face_index.reshape(-1))  # (B*N, 3)
-    if v.stride(0) == 0 or batch == 1:
+    if batch == 1 or (v.stride(0) == 0 and batch > 0):
         corners = v[0].index_select(0, corner_ids.reshape(-1))
     else:
         offset = torch.arange(batch, device=v.device).repeat_interleave(num) * v.shape[1]
@@ -688,6 +718,7 @@ _FIELDS = ("distance", "closest_points", "face_index", "barycentrics")
 def _brute_force_faces(p: Tensor, v: Tensor, faces: Tensor) -> Tensor:
     """Closest face per point by evaluating every triangle (chunked over points)."""
     tri = _triangles(v.detach(), faces)  # (B, F, 3, 3)
+    _check_finite_triangles(tri)
     batch, num = p.shape[:2]
     chunk = max(1, _CHUNK_ELEMENTS // (tri.shape[1] * 3))
     out = torch.empty(batch, num, dtype=torch.long, device=p.device)
@@ -723,6 +754,14 @@ def point_mesh_distance(
         choice of triangle is not: it is piecewise constant). The gradient of ``distance``
         with respect to a point is the unit vector from its closest point to it.
 
+    Degenerate input: zero-area triangles (collapsed to a segment or a point), duplicate
+    triangles and repeated vertices are fine (a collapsed triangle is its segment or point).
+    0 points or a batch of 0 give empty fields. A query point with a NaN/inf coordinate gets
+    a non-finite distance (the other points are unaffected); a mesh with a NaN/inf corner
+    raises :class:`~handface.errors.InputError` (it would make every answer meaningless);
+    ``F == 0`` raises too. Coordinates must leave room for their squares in the dtype
+    (``|x| < 1e18`` in float32).
+
     Example:
         >>> verts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
         >>> faces = torch.tensor([[0, 1, 2]])
@@ -744,6 +783,12 @@ def _tree_search(
 ) -> tuple[Tensor | None, Tensor | None]:
     """Closest face indices and/or fast winding numbers, one tree per distinct mesh."""
     batch, num = p.shape[:2]
+    if batch == 0:
+        empty = torch.empty(0, num, device=p.device)
+        return (
+            empty.long() if closest else None,
+            empty.to(p.dtype) if winding_beta is not None else None,
+        )
     points_np = _to_numpy64(p)
     # A mesh broadcast over the batch (stride 0) is one tree, built once.
     shared = v.stride(0) == 0 or batch == 1
@@ -766,10 +811,12 @@ def _tree_search(
                 grouping.spread = tree.spread
         if num == 0:
             continue
-        if face_out is not None:
-            face_out[i] = tree.closest_faces(points_np[i])
-        if wn_out is not None:
-            wn_out[i] = tree.winding(points_np[i], winding_beta)
+        # NaN/inf query points are documented to give non-finite answers: no numpy warnings.
+        with np.errstate(invalid="ignore", over="ignore"):
+            if face_out is not None:
+                face_out[i] = tree.closest_faces(points_np[i])
+            if wn_out is not None:
+                wn_out[i] = tree.winding(points_np[i], winding_beta)
     # torch.tensor copies: indexing with a tensor that shares numpy's memory is measured to
     # be 100x slower in torch 2.13.
     faces_t = None if face_out is None else torch.tensor(face_out, device=p.device)
@@ -813,6 +860,10 @@ def winding_number(
             is far below 0.5 for points more than ~1 mm off the surface; larger ``beta`` is
             slower and more accurate.
 
+    Degenerate input: zero-area triangles subtend no solid angle and add nothing; a point
+    with a NaN/inf coordinate gets NaN; a mesh with a NaN/inf corner raises
+    :class:`~handface.errors.InputError`; a batch of 0 or 0 points gives an empty result.
+
     Example:
         >>> import trimesh
         >>> sphere = trimesh.creation.icosphere(subdivisions=2)
@@ -823,6 +874,7 @@ def winding_number(
     """
     p, v, unbatched = _check_inputs(points, vertices, faces)
     if exact:
+        _check_finite_triangles(_triangles(v.detach(), faces))
         wn = _exact_winding(p, v, faces)
     else:
         wn = _tree_search(p, v, faces, closest=False, winding_beta=beta)[1]
@@ -844,6 +896,11 @@ def signed_distance(
     meshes with holes and extra components are fine. ``sdf`` is differentiable in points and
     vertices (the sign is piecewise constant). One hierarchy serves both queries.
     ``exact_winding`` and ``beta`` choose the winding number as in :func:`winding_number`.
+
+    Degenerate input is handled as in :func:`point_mesh_distance`: a NaN/inf query point gets
+    a non-finite ``distance`` and ``sdf`` and ``inside = False``; a mesh with a NaN/inf corner
+    raises :class:`~handface.errors.InputError` (checked for free from the hierarchy's bounds:
+    no extra pass over the vertices).
 
     Example:
         >>> import trimesh
@@ -885,13 +942,31 @@ def faces_near(
 ) -> Bool[Tensor, " F"]:
     """Mask of the triangles whose centroid lies within ``reach`` of the points' bounding box.
 
-    A cheap pre-filter before exact distance queries between two nearby meshes.
+    A cheap pre-filter before exact distance queries between two nearby meshes. The box is
+    that of the finite points: NaN/inf points are ignored, and no points (or none finite) give
+    an all-False mask. A triangle with a NaN corner is never near. Faces that index past the
+    vertices raise :class:`~handface.errors.InputError`.
 
     Example:
         >>> v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5], [6, 5, 5], [5, 6, 5]])
         >>> faces_near(v, torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.zeros(1, 3), 1.0)
         tensor([ True, False])
     """
-    low, high = points.min(0).values - reach, points.max(0).values + reach
-    centroids = vertices[faces].mean(dim=1)
-    return ((centroids >= low) & (centroids <= high)).all(dim=1)
+    if points.dim() != 2 or points.shape[-1] != 3:
+        raise InputError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    nothing = torch.zeros(faces.shape[0], dtype=torch.bool, device=faces.device)
+    if points.shape[0] == 0:
+        return nothing
+    low, high = points.min(0).values, points.max(0).values
+    if not bool(torch.isfinite(low).all() & torch.isfinite(high).all()):  # 6 values: free
+        points = points[torch.isfinite(points).all(dim=1)]
+        if points.shape[0] == 0:
+            return nothing
+        low, high = points.min(0).values, points.max(0).values
+    try:
+        centroids = vertices[faces].mean(dim=1)
+    except IndexError as error:  # no cost on the normal path
+        raise InputError(
+            f"faces index past the {vertices.shape[0]} vertices of the mesh ({error})"
+        ) from error
+    return ((centroids >= low - reach) & (centroids <= high + reach)).all(dim=1)

@@ -73,6 +73,14 @@ _HAND_ARRAYS = (
 )
 
 
+def capture_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished capture: :func:`save_capture` makes the folder
+    appear whole (a rename), so its ``result.json`` and ``params.npz`` being there means every
+    file is (what ``handface reconstruct --resume`` skips)."""
+    folder = Path(folder)
+    return (folder / RESULT_FILE).is_file() and (folder / PARAMS_FILE).is_file()
+
+
 def hand_file(side: str) -> str:
     """``"hand_left.ply"`` or ``"hand_right.ply"``."""
     return f"hand_{side}.ply"

@@ -3,19 +3,28 @@
 Each sample (or sequence) ``i`` draws its plan from ``numpy.random.default_rng([seed, i])``
 and runs with one torch thread, so the output depends only on ``(seed, i)``: the same with one
 worker or many, in any order. Workers are separate processes (``spawn``), each loading the models
-once; files go straight into the staging folder, which becomes ``out`` only when everything
-succeeded (:func:`handface.io.atomic_output_dir`).
+once.
+
+Interruptions and reruns: each item is written into its own staging folder
+(``OUT/.item-<key>.partial``) and, once complete, its files are moved into place and the item
+is recorded in ``OUT/progress/<key>.json`` (its options and meta entries). A Ctrl-C or SIGTERM
+therefore leaves the finished items whole and nothing of the one under way; the same command
+run again finds the records (:func:`finished_items`, the one rule of what is done), makes only
+the rest, and writes ``meta.json`` (which readers require) and removes ``progress/`` when all
+are in. The output is locked while written (:func:`handface.io.files.output_lock`): a second
+run into the same ``--out`` is refused; shards of one dataset share it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import multiprocessing
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
+import signal
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +33,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from handface import interrupt
 from handface.data.sample import SEGMENTATION_LABELS
 from handface.data.synth_layout import (
     DEPTH_SCALE_M,
@@ -35,12 +45,17 @@ from handface.data.synth_layout import (
 from handface.errors import InputError, OutputExistsError
 from handface.geometry.camera import project_points
 from handface.geometry.contact import CONTACT_DISTANCE
-from handface.io.files import atomic_output_dir, atomic_write_bytes
+from handface.io.files import atomic_output_dir, atomic_write_bytes, output_lock, refuse_existing
 from handface.models.hand_pose import latent_to_angles
 from handface.models.landmarks import landmarks_68_from_478
 from handface.models.regions import REGION_NAMES
 from handface.synth.render import PlanMeshes, plan_meshes, render_frame
 from handface.synth.sampler import Frame, SynthModels, sample_frames
+
+ITEM_FOLDERS = ("images", "depth", "segmentation", "labels")
+"""The folders every item (every frame of it) writes one file into."""
+PROGRESS_FOLDER = "progress"
+"""``OUT/progress/<key>.json``: one record per finished item of a run still under way."""
 
 
 @contextmanager
@@ -126,14 +141,82 @@ def generate_item(root: Path, index: int, seed: int, frames: int, size: int) -> 
     return entries
 
 
-def _worker(task: tuple[str, int, int, int, int]) -> list[dict]:
+def item_staging(root: Path, index: int) -> Path:
+    """The folder item ``index`` is written into before its files move into ``root``."""
+    return Path(root) / f".item-{item_key(index, None)}.partial"
+
+
+def _record_path(root: Path, index: int) -> Path:
+    return Path(root) / PROGRESS_FOLDER / f"{item_key(index, None)}.json"
+
+
+def finished_items(root: Path, indices: Iterable[int], options: dict) -> dict[int, list[dict]]:
+    """The items of ``indices`` already complete in ``root``, with their meta entries.
+
+    The rule, in one place: item ``i`` is finished when ``progress/<key>.json`` exists; it is
+    written (atomically) only after every file of the item is in place (:func:`_commit_item`).
+    A record made with other options stops the run: its items would not belong here.
+
+    Raises:
+        InputError: ``root`` holds items of a run with other options.
+    """
+    done = {}
+    for index in indices:
+        path = _record_path(root, index)
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if record.get("generator") != options:
+            raise InputError(
+                f"{root} holds an unfinished synth run with other options "
+                f"({record.get('generator')}); rerun it with those, or pass --overwrite to "
+                "start over"
+            )
+        done[index] = record["items"]
+    return done
+
+
+def _worker(task: tuple[str, int, int, int, int]) -> tuple[int, list[dict]]:
     root, index, seed, frames, size = task
-    return generate_item(Path(root), index, seed, frames, size)
+    staging = item_staging(Path(root), index)
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run may have left
+    for folder in ITEM_FOLDERS:
+        (staging / folder).mkdir(parents=True)
+    return index, generate_item(staging, index, seed, frames, size)
+
+
+def _commit_item(root: Path, index: int, entries: list[dict], options: dict) -> None:
+    """Move item ``index``'s files from its staging folder into ``root`` and record it; a
+    Ctrl-C in between waits for the end (:func:`handface.interrupt.deferred`)."""
+    staging = item_staging(root, index)
+    with interrupt.deferred():
+        for folder in ITEM_FOLDERS:
+            (root / folder).mkdir(exist_ok=True)
+            for path in (staging / folder).iterdir():
+                os.replace(path, root / folder / path.name)
+        record = {"generator": options, "items": entries}
+        atomic_write_bytes(_record_path(root, index), json.dumps(record).encode())
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_leftovers(root: Path, indices: Iterable[int], unfinished: set[int]) -> None:
+    """What a killed run left in ``root``: the staging folders of ``indices`` and the files of
+    the ``unfinished`` items (one whose move into place a hard kill cut short)."""
+    for index in indices:
+        shutil.rmtree(item_staging(root, index), ignore_errors=True)
+    for folder in ITEM_FOLDERS:
+        if not (root / folder).is_dir():
+            continue
+        for entry in os.scandir(root / folder):
+            sequence = entry.name.split(".")[0].split("_")[0]
+            if sequence.isdigit() and int(sequence) in unfinished:
+                os.unlink(entry.path)
 
 
 def _write_topology(root: Path, models: SynthModels) -> None:
+    buffer = io.BytesIO()
     np.savez_compressed(
-        root / "topology.npz",
+        buffer,
         face_faces=models.head.faces.numpy().astype(np.int32),
         hand_left_faces=models.hands["left"].faces.numpy().astype(np.int32),
         hand_right_faces=models.hands["right"].faces.numpy().astype(np.int32),
@@ -141,6 +224,7 @@ def _write_topology(root: Path, models: SynthModels) -> None:
         face_region_names=np.array(REGION_NAMES),
         face_stiffness=models.regions.stiffness.numpy().astype(np.float32),
     )
+    atomic_write_bytes(root / "topology.npz", buffer.getvalue())
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -187,7 +271,12 @@ def generate(
     (other machines, cluster array jobs) write into the same ``out``, each recording itself in
     ``out/shards/``, and the shard that completes the set writes ``meta.json``: the folder then
     equals the one of a single run with the same options, item for item. An unfinished shard
-    leaves no record (its items stay out of every reader), and running it again is safe.
+    leaves no record (its items stay out of every reader), and running it again continues it.
+
+    An interrupted run keeps its finished items in ``out`` (without ``meta.json``, so no
+    reader takes the folder for a dataset); the same call again makes only the missing ones
+    (module docstring). ``overwrite`` starts over: the old folder is replaced only once the
+    new one is complete.
 
     Example:
         >>> generate(Path("/tmp/synth_small"), num=4, seed=0, size=256)  # doctest: +SKIP
@@ -205,38 +294,84 @@ def generate(
         if shard[1] > num:
             raise InputError(f"--shard {shard[0]}/{shard[1]}: more shards than the {num} items")
         return _generate_shard(Path(out), options, shard, workers, overwrite, progress)
-    with atomic_output_dir(Path(out), overwrite=overwrite) as staging:
-        entries = _generate_items(staging, range(num), options, workers, progress)
-        models = SynthModels.load()
-        _write_topology(staging, models)
-        _write_meta(staging, options, entries, models)
-    return Path(out)
+    out = Path(out)
+    if overwrite and out.exists():
+        with atomic_output_dir(out, overwrite=True) as staging:
+            _write_dataset(staging, options, workers, progress)
+        return out
+    with output_lock(out):
+        created = _open_unfinished(out)
+        try:
+            _write_dataset(out, options, workers, progress)
+        except BaseException:
+            if created and not any((out / PROGRESS_FOLDER).glob("*.json")):
+                shutil.rmtree(out, ignore_errors=True)  # nothing finished: leave nothing
+            raise
+    return out
+
+
+def _open_unfinished(out: Path) -> bool:
+    """Create ``out`` (True), or accept it as the folder of an unfinished run (False)."""
+    if not out.exists():
+        (out / PROGRESS_FOLDER).mkdir(parents=True)
+        return True
+    if not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
+    if (out / "shards").is_dir() and not (out / "meta.json").exists():
+        raise OutputExistsError(
+            f"{out} holds a dataset made in shards; finish it with --shard I/N or pass --overwrite"
+        )
+    if (out / "meta.json").exists() or not (out / PROGRESS_FOLDER).is_dir():
+        refuse_existing(out, overwrite=False)
+    return False
+
+
+def _write_dataset(root: Path, options: dict, workers: int, progress: bool) -> None:
+    items = _generate_items(root, range(options["num"]), options, workers, progress)
+    models = SynthModels.load()
+    with interrupt.deferred():
+        _write_topology(root, models)
+        _write_meta(root, options, [e for i in sorted(items) for e in items[i]], models)
+        shutil.rmtree(root / PROGRESS_FOLDER, ignore_errors=True)
 
 
 def _generate_items(
     root: Path, indices: range, options: dict, workers: int, progress: bool
-) -> list[dict]:
-    for folder in ("images", "depth", "segmentation", "labels"):
-        (root / folder).mkdir(exist_ok=True)
-    tasks = [(str(root), i, options["seed"], options["frames"], options["size"]) for i in indices]
-    bar = tqdm(
-        total=len(tasks), desc="synth", unit="seq" if options["frames"] > 1 else "sample",
-        disable=not progress,
-    )  # fmt: skip
-    entries: list[dict] = []
-    with contextlib.ExitStack() as stack:
-        results = map(_worker, tasks)
-        if workers > 1 and len(tasks) > 1:
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(
-                context.Pool(min(workers, len(tasks)), initializer=_init_worker)
-            )
-            results = pool.imap(_worker, tasks)
-        for result in results:
-            entries.extend(result)
-            bar.update(1)
-    bar.close()
-    return entries
+) -> dict[int, list[dict]]:
+    """Make the items of ``indices`` not yet finished in ``root``; every item's entries."""
+    done = finished_items(root, indices, options)
+    todo = [i for i in indices if i not in done]
+    _remove_leftovers(root, indices, set(todo))
+    (root / PROGRESS_FOLDER).mkdir(parents=True, exist_ok=True)
+    unit = "seq" if options["frames"] > 1 else "sample"
+    if done and progress:
+        tqdm.write(f"synth: {len(done)} of {len(indices)} {unit}s already in {root}; making "
+                   f"the other {len(todo)}")  # fmt: skip
+    tasks = [(str(root), i, options["seed"], options["frames"], options["size"]) for i in todo]
+    bar = tqdm(total=len(indices), initial=len(done), desc="synth", unit=unit,
+               disable=not progress)  # fmt: skip
+    try:
+        with contextlib.ExitStack() as stack:
+            results = map(_worker, tasks)
+            if workers > 1 and len(tasks) > 1:
+                context = multiprocessing.get_context("spawn")
+                pool = stack.enter_context(
+                    context.Pool(min(workers, len(tasks)), initializer=_init_worker)
+                )
+                results = pool.imap(_worker, tasks)
+            for index, entries in results:
+                _commit_item(root, index, entries, options)
+                done[index] = entries
+                bar.update(1)
+    except BaseException:
+        bar.leave = False  # cleared: the error's (or interruption's) one line stands alone
+        raise
+    finally:  # the pool has stopped: no worker writes any more
+        bar.close()
+        for index in todo:
+            if index not in done:
+                shutil.rmtree(item_staging(root, index), ignore_errors=True)
+    return {i: done[i] for i in indices}
 
 
 def _write_meta(root: Path, options: dict, entries: list[dict], models: SynthModels) -> None:
@@ -268,41 +403,41 @@ def _generate_shard(
         raise OutputExistsError(
             f"{out} is already a complete dataset; choose another --out or pass --overwrite"
         )
-    if record.exists() and not overwrite:
-        raise OutputExistsError(
-            f"shard {index}/{count} is already in {out}; pass --overwrite to redo it"
-        )
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
-    for other in sorted((out / "shards").glob("*.json")) if (out / "shards").is_dir() else []:
-        theirs = json.loads(other.read_text())
-        if theirs.get("generator") != options or not other.stem.endswith(f"-of-{count}"):
-            raise InputError(
-                f"{out} holds shard {other.stem} made with other options "
-                f"({theirs.get('generator')}); "
-                f"use another --out for seed={options['seed']} num={options['num']} "
-                f"frames={options['frames']} size={options['size']} in {count} shards"
+    # the shards of one dataset write `out` together (shared), each shard alone (exclusive)
+    with (
+        output_lock(out, shared=True),
+        output_lock(out / "shards" / f"{index}-of-{count}", what=f"shard {index}/{count} of {out}"),
+    ):
+        if record.exists() and not overwrite:
+            raise OutputExistsError(
+                f"shard {index}/{count} is already in {out}; pass --overwrite to redo it"
             )
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(dir=out, prefix=f".shard-{index}-of-{count}.", suffix=".partial")
-    )
-    try:
-        entries = _generate_items(
-            staging, shard_indices(options["num"], shard), options, workers, progress
-        )
+        for other in sorted((out / "shards").glob("*.json")):
+            theirs = json.loads(other.read_text())
+            if theirs.get("generator") != options or not other.stem.endswith(f"-of-{count}"):
+                raise InputError(
+                    f"{out} holds shard {other.stem} made with other options "
+                    f"({theirs.get('generator')}); "
+                    f"use another --out for seed={options['seed']} num={options['num']} "
+                    f"frames={options['frames']} size={options['size']} in {count} shards"
+                )
+        indices = shard_indices(options["num"], shard)
+        if overwrite:  # redo the shard: forget its finished items
+            for i in indices:
+                _record_path(out, i).unlink(missing_ok=True)
+        items = _generate_items(out, indices, options, workers, progress)
         models = SynthModels.load()
-        if not (out / "topology.npz").exists():
-            _write_topology(staging, models)
-            os.replace(staging / "topology.npz", out / "topology.npz")
-        for folder in ("images", "depth", "segmentation", "labels"):
-            (out / folder).mkdir(exist_ok=True)
-            for path in (staging / folder).iterdir():
-                os.replace(path, out / folder / path.name)
-        atomic_write_bytes(record, json.dumps({"generator": options, "items": entries}).encode())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _complete_shards(out, options, count, models)
+        with interrupt.deferred():
+            _write_topology(out, models)
+            entries = [entry for i in indices for entry in items[i]]
+            atomic_write_bytes(
+                record, json.dumps({"generator": options, "items": entries}).encode()
+            )
+            for i in indices:
+                _record_path(out, i).unlink(missing_ok=True)
+        _complete_shards(out, options, count, models)
     return out
 
 
@@ -313,8 +448,13 @@ def _complete_shards(out: Path, options: dict, count: int, models: SynthModels) 
         return
     entries = [entry for path in records for entry in json.loads(path.read_text())["items"]]
     _write_meta(out, options, entries, models)
+    with contextlib.suppress(OSError):  # every shard is in: nobody records items any more
+        (out / PROGRESS_FOLDER).rmdir()
 
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Ctrl-C in a terminal reaches every process of the group: the main process alone stops
+    # the run (and the pool), not each worker with a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

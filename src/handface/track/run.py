@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -61,27 +62,28 @@ def track_video(
     depth_reader = None
     if depth is not None:
         depth_reader = DepthReader(depth, scale=depth_scale, size=reader.size)
-    if out is not None:
-        from handface.io.files import refuse_existing
+    with contextlib.ExitStack() as stack:
+        stack.callback(reader.close)
+        if out is not None:
+            from handface.io.files import output_lock, refuse_existing
 
-        refuse_existing(Path(out), overwrite)
-    if tracker is None:
-        tracker = make_tracker(method, checkpoint=checkpoint, focal=focal, config=config)
-    kwargs = dict(
-        fps=reader.fps,
-        total=len(reader.indices) if reader.indices is not None else None,
-        depth=None if depth_reader is None else depth_reader.depth,
-        progress=progress,
-        source=str(video),
-    )
-    try:
+            # held from before the models load: a second run into `out` is refused at once
+            stack.enter_context(output_lock(Path(out)))
+            refuse_existing(Path(out), overwrite)
+        if tracker is None:
+            tracker = make_tracker(method, checkpoint=checkpoint, focal=focal, config=config)
+        kwargs = dict(
+            fps=reader.fps,
+            total=len(reader.indices) if reader.indices is not None else None,
+            depth=None if depth_reader is None else depth_reader.depth,
+            progress=progress,
+            source=str(video),
+        )
         if out is None:
             sequence = tracker.run(reader, **kwargs)
             sequence.warnings[:0] = list(reader.notes)
             return sequence
         return _track_to_folder(tracker, reader, Path(out), overwrite, meshes, kwargs)
-    finally:
-        reader.close()
 
 
 def make_tracker(
