@@ -49,3 +49,32 @@ def test_python_dash_m_entry_point_prints_help():
         [sys.executable, "-m", "handface", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "bench" in result.stdout and "demo" in result.stdout
+
+
+BOX_UNICODE = """╭─ Required options ──────────────────────────╮
+│ Missing from /venv/bin/handface synth:       │
+│     --out PATH                               │
+│         Output folder (created; must not     │
+│         exist unless --overwrite). With      │
+│         --shard, the folder the shards share.│
+│     --num INT                                │
+│         Number of samples. (required)        │
+│ ──────────────────────────────────────────── │
+│ Unrecognized options:                        │
+│     --nmu                                    │
+│ ──────────────────────────────────────────── │
+│ For full helptext, run:                      │
+│     /venv/bin/handface synth --help          │
+╰──────────────────────────────────────────────╯
+"""
+
+
+def test_a_boxed_parse_error_condenses_to_its_options_without_their_help():
+    from handface.cli import condense_parse_error
+
+    expected = ("Missing from handface synth: --out PATH, --num INT; Unrecognized options: "
+                "--nmu; see handface synth --help")  # fmt: skip
+    assert condense_parse_error(BOX_UNICODE, "synth") == expected
+    ascii_box = BOX_UNICODE.translate(str.maketrans("╭╮╰╯│─", "++++|-"))
+    assert condense_parse_error(ascii_box, "synth") == expected
+    assert condense_parse_error(BOX_UNICODE, "sinth").endswith("; see handface --help")

@@ -275,10 +275,12 @@ def test_track_refuses_a_second_run_leaves_nothing_when_stopped_and_runs_again(c
 # ------------------------------------------------------------------------------ the lock
 
 
-@pytest.mark.parametrize("command", ["reconstruct", "train"])
+@pytest.mark.parametrize("command", ["reconstruct", "train", "avatar"])
 def test_an_output_held_by_another_process_is_refused_in_one_line(command, request, tmp_path):
     out = tmp_path / "out"
-    if command == "train":
+    if command == "avatar":  # refused before the video is opened: the lock comes first
+        args = ["avatar", str(tmp_path / "clip.mp4"), "--out", str(out)]
+    elif command == "train":
         data = request.getfixturevalue("synth_dataset")
         args = ["train", "--data", str(data), "--out", str(out)]
     else:

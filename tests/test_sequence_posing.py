@@ -16,7 +16,8 @@ from scipy.spatial.transform import Rotation
 import handface.sequence as sequence_module
 from handface.errors import InputError
 from handface.models.base import HandParams, HeadParams
-from handface.sequence import FrameHand, Sequence, SequenceFrame, SparseRows, posed_meshes
+from handface.sequence import Sequence, SparseRows, posed_meshes
+from synthetic_sequence import synthetic_sequence
 
 # per frame: is the head there, which hands are there
 PRESENT = [(False, {"right"}), (True, {"right"}), (True, {"left"}), (True, {"left", "right"}),
@@ -24,48 +25,7 @@ PRESENT = [(False, {"right"}), (True, {"right"}), (True, {"left"}), (True, {"lef
 
 
 def _sequence() -> Sequence:
-    generator = np.random.default_rng(7)
-    frames = []
-    for t, (has_head, sides) in enumerate(PRESENT):
-        head = None
-        if has_head:
-            expression = np.zeros(52, np.float32)
-            expression[[2, 9, 30]] = 0.25 * t
-            head = {"global_orient": np.array([0.1 * t, 0.6 - 0.2 * t, 0.05], np.float32),
-                    "transl": np.array([0.01 * t, -0.04, 0.6], np.float32),
-                    "expression": expression}  # fmt: skip
-        hands = {
-            side: FrameHand(
-                status="detected",
-                params={
-                    "global_orient": generator.normal(0, 0.4, 3).astype(np.float32),
-                    "transl": np.array(
-                        [0.08 if side == "right" else -0.08, 0.01 * t, 0.55], np.float32
-                    ),
-                    "articulation": generator.normal(0, 0.3, 20).astype(np.float32),
-                },
-                touching=False,
-                min_distance_mm=10.0,
-                regions=[],
-                contact=SparseRows(
-                    np.array([3, 30 + t], np.int32), np.array([0.5, 0.1 * t], np.float32)
-                ),
-            )
-            for side in sorted(sides)
-        }
-        frames.append(SequenceFrame(
-            index=t, time_s=t / 10, face_detected=has_head, head=head, hands=hands,
-            face_contact=SparseRows(np.array([10, 20 + t], np.int32),
-                                    np.array([0.9, 0.2 * t], np.float32)),
-            deformation=SparseRows(np.arange(100, 120, dtype=np.int32) + t,
-                                   generator.normal(0, 0.003, (20, 3)).astype(np.float32)),
-        ))  # fmt: skip
-    return Sequence(
-        image_size=(320, 240), K=np.array([[500.0, 0, 160], [0, 500, 120], [0, 0, 1]]),
-        camera_source="given", fps=10.0, method="fit", head_shape=np.full(9, 0.45, np.float32),
-        frames=frames, hand_shapes={"right": np.full(6, 0.55, np.float32),
-                                    "left": np.full(6, 0.4, np.float32)},
-    )  # fmt: skip
+    return synthetic_sequence(PRESENT)
 
 
 def _one(value) -> torch.Tensor:
@@ -117,7 +77,7 @@ def test_posing_is_the_models_output_plus_the_turned_deformation(models, monkeyp
             with torch.no_grad():
                 out = hand_models[side](HandParams(**params))
             assert np.abs(hand.vertices[t] - out.vertices[0].numpy()).max() < 1e-6
-            assert hand.contact[t, 3] == pytest.approx(0.5)
+            assert hand.contact[t, 40 + t] == pytest.approx(0.9)
 
 
 def test_batched_equals_frame_by_frame(models, monkeypatch):

@@ -227,3 +227,43 @@ def ground_truth_capture(sample: InteractionSample) -> Capture:
         image=image,
         mode="ground truth",
     )
+
+
+def in_image_pixels(
+    capture: Capture, image_size: tuple[int, int], K: Float[np.ndarray, "3 3"]
+) -> Capture:
+    """``capture``, made on a downscaled working copy of a photo, with its camera and 2D points
+    moved into the pixels of the photo itself: ``image_size`` = (width, height) and the
+    intrinsics ``K`` it has there. The 3D results do not change (the same camera sees them);
+    ``capture.image`` stays the working copy, which the overlay draws on at its own scale.
+
+    Example:
+        >>> full = in_image_pixels(capture, (12000, 9000), K_photo)  # doctest: +SKIP
+        >>> full.image_size, full.image.shape[:2]                      # doctest: +SKIP
+        ((12000, 9000), (3464, 4618))
+    """
+    from dataclasses import replace
+
+    from handface.geometry.camera import resized_pixels
+
+    (work_width, work_height), (width, height) = capture.image_size, image_size
+    sx, sy = width / work_width, height / work_height
+
+    def moved(points: np.ndarray | None) -> np.ndarray | None:
+        return None if points is None else resized_pixels(np.asarray(points), sx, sy)
+
+    face = capture.face
+    if face is not None:
+        face = replace(face, landmarks2d=moved(face.landmarks2d),
+                       keypoints68_2d=moved(face.keypoints68_2d),
+                       detected_landmarks2d=moved(face.detected_landmarks2d))  # fmt: skip
+    hands = {
+        side: replace(
+            hand,
+            keypoints2d=moved(hand.keypoints2d),
+            detected_keypoints2d=moved(hand.detected_keypoints2d),
+        )  # fmt: skip
+        for side, hand in capture.hands.items()
+    }
+    return replace(capture, image_size=(int(width), int(height)),
+                   K=np.asarray(K, dtype=capture.K.dtype), face=face, hands=hands)  # fmt: skip

@@ -8,8 +8,10 @@ exit code 2, never as a traceback.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,8 +42,8 @@ class Bench:
     contact flips, speed), avatar (avatars of synthetic videos with known geometry: held-out
     PSNR/SSIM in the face region, face and deformation error, collisions, for four deformation
     variants; build minutes and render_fps), soak (memory under load: reconstruct of --num
-    photos in one call, RSS after 100 and at the end; one 12000x9000 JPEG's peak; track of a
-    --minutes-long 1080p video, RSS over time).
+    photos in one call, RSS and peak after 100 (a fifth of fewer than 500) and at the end; one
+    12000x9000 JPEG's peak; track of a --minutes-long 1080p video, RSS over time).
     """
 
     name: tyro.conf.Positional[str]
@@ -573,33 +575,34 @@ class Avatar:
         from handface.avatar.deformation_basis import DeformationBasis
         from handface.avatar.folder import save_avatar
         from handface.errors import InputError
-        from handface.io.files import refuse_existing
+        from handface.io.files import output_lock, refuse_existing
         from handface.models import default_head_model
 
-        refuse_existing(self.out, self.overwrite)
-        if self.size < 32:
-            raise InputError(f"--size must be at least 32 pixels, got {self.size}")
-        for name in ("appearance_steps", "presses", "deformation_steps"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.photometric_steps < 0:
-            raise InputError("--photometric-steps must be 0 (off) or more")
-        basis = DeformationBasis.load(self.basis) if self.basis is not None else None
-        config = AvatarConfig(size=self.size)
-        config.appearance = replace(config.appearance, iterations=self.appearance_steps)
-        config.refine_poses = self.photometric_steps > 0
-        config.photometric = replace(config.photometric, iterations=self.photometric_steps)
-        config.subject_basis = replace(config.subject_basis, presses=self.presses)
-        config.hand_deformation = replace(config.hand_deformation,
-                                          iterations=self.deformation_steps)  # fmt: skip
-        head_model = default_head_model()
-        if self.checkpoint is not None and self.method == "fit":
-            raise InputError("--checkpoint goes with --method dice or hybrid")
-        avatar = build_avatar(self.video, config=config, basis=basis, start=self.start,
-                              end=self.end, stride=self.stride, focal=self.focal, fps=self.fps,
-                              method=self.method, checkpoint=self.checkpoint,
-                              head_model=head_model)  # fmt: skip
-        save_avatar(avatar, self.out, head_model, overwrite=self.overwrite)
+        with output_lock(self.out):  # for the whole build: a second run is refused at once
+            refuse_existing(self.out, self.overwrite)
+            if self.size < 32:
+                raise InputError(f"--size must be at least 32 pixels, got {self.size}")
+            for name in ("appearance_steps", "presses", "deformation_steps"):
+                if getattr(self, name) < 1:
+                    raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+            if self.photometric_steps < 0:
+                raise InputError("--photometric-steps must be 0 (off) or more")
+            basis = DeformationBasis.load(self.basis) if self.basis is not None else None
+            config = AvatarConfig(size=self.size)
+            config.appearance = replace(config.appearance, iterations=self.appearance_steps)
+            config.refine_poses = self.photometric_steps > 0
+            config.photometric = replace(config.photometric, iterations=self.photometric_steps)
+            config.subject_basis = replace(config.subject_basis, presses=self.presses)
+            config.hand_deformation = replace(config.hand_deformation,
+                                              iterations=self.deformation_steps)  # fmt: skip
+            head_model = default_head_model()
+            if self.checkpoint is not None and self.method == "fit":
+                raise InputError("--checkpoint goes with --method dice or hybrid")
+            avatar = build_avatar(self.video, config=config, basis=basis, start=self.start,
+                                  end=self.end, stride=self.stride, focal=self.focal, fps=self.fps,
+                                  method=self.method, checkpoint=self.checkpoint,
+                                  head_model=head_model)  # fmt: skip
+            save_avatar(avatar, self.out, head_model, overwrite=self.overwrite)
         figures = avatar.figures
         print(
             f"{self.video}: avatar of {len(avatar)} frames ({figures['frames_with_hand_near_face']}"
@@ -894,6 +897,70 @@ Command = (
 )
 
 
+def parse_arguments(argv: list[str]) -> Command:
+    """tyro's parse of ``argv``; its boxed error becomes one line on stderr (exit 2).
+
+    ``--help`` prints to stdout and exits 0 as tyro does.
+    """
+    import contextlib
+    import io
+
+    boxed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(boxed):
+            return tyro.cli(Command, args=argv, description=DESCRIPTION)
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            raise
+        command = next((a for a in argv if not a.startswith("-")), None)
+        print(f"handface: error: {condense_parse_error(boxed.getvalue(), command)}",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
+
+
+def condense_parse_error(boxed: str, command: str | None) -> str:
+    """One line from tyro's boxed parse error: the first part of every section but the help
+    pointers, option help text dropped, then where the full help is.
+
+    Example:
+        >>> box = "╭─ Value error ─╮\\n│ Error parsing --num: bad. │\\n│ ─── │\\n"
+        >>> box += "│ For full helptext, run x --help │\\n╰──╯"
+        >>> condense_parse_error(box, "synth")
+        'Error parsing --num: bad; see handface synth --help'
+    """
+    sections: list[list[str]] = [[]]
+    for raw in boxed.splitlines():  # rich draws the box in Unicode, or in ASCII (+-|)
+        line = raw.strip().strip("│╭╮╰╯|+").rstrip()
+        bare = line.strip()
+        if bare and (set(bare) <= set("─- ") or bare.startswith(("─ ", "- "))):
+            sections.append([])  # a rule between sections, or the box's title
+        elif line.strip():
+            sections[-1].append(line)
+    parts: list[str] = []
+    for section in sections:
+        if not section or section[0].strip().startswith(("For full helptext", "Argument help")):
+            continue
+        indents = [len(line) - len(line.lstrip()) for line in section]
+        deeper = [indent for indent in indents[1:] if indent > indents[0]]
+        if deeper:  # a heading, its items (options), each item's help text (dropped: --help)
+            lines = list(zip(section, indents, strict=True))
+            items = [line.strip() for line, indent in lines[1:] if indent == min(deeper)]
+            heads = [line.strip() for line, indent in lines if indent < min(deeper)]
+            part = " ".join(heads) + " " + ", ".join(items)
+        else:
+            part = " ".join(line.strip() for line in section)
+        part = re.sub(r"\S*(?:/handface|__main__\.py)\b", "handface", part)
+        parts.append(re.sub(r"\s+", " ", part).strip().rstrip("."))
+    known = command in subcommand_names()
+    where = f"handface {command} --help" if known else "handface --help"
+    return "; ".join(part for part in parts if part) + f"; see {where}"
+
+
+def subcommand_names() -> tuple[str, ...]:
+    """The subcommands of :data:`Command` as typed on the command line."""
+    return tuple(typing.get_args(choice)[1].name for choice in typing.get_args(Command))
+
+
 def entrypoint(argv: list[str] | None = None) -> None:
     """Run the CLI (``handface ...`` and ``python -m handface ...``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -902,7 +969,7 @@ def entrypoint(argv: list[str] | None = None) -> None:
     console.quiet_python_warnings()
     if argv[:1] == ["avatar"] and argv[1:2] in (["render"], ["hands"], ["export"]):
         argv = [f"avatar-{argv[1]}", *argv[2:]]  # `handface avatar render AVATAR` as documented
-    command = tyro.cli(Command, args=argv, description=DESCRIPTION)
+    command = parse_arguments(argv)
     # Ctrl-C and SIGTERM unwind (outputs staged in .partial folders are removed) and exit with
     # one line and 128 + the signal number; the request is recorded for loops that check it
     interrupt.install()

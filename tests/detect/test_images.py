@@ -247,3 +247,45 @@ def test_errors_are_one_line_input_errors(tmp_path):
     message = _one_line_error(tmp_path / "v.mp4", "out of range", video_frame=4)
     assert "4 frames" in message
     _one_line_error(tmp_path / "v.mp4", "out of range", video_frame=-1)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_an_image_over_max_pixels_comes_back_as_a_working_copy(tmp_path, suffix):
+    import cv2
+
+    full = _smooth_rgb(900, 1200)
+    Image.fromarray(full).save(tmp_path / f"big{suffix}", quality=95)
+    loaded = load_image(tmp_path / f"big{suffix}", max_pixels=120_000)
+    assert loaded.rgb.shape == (300, 400, 3) and loaded.rgb.flags.c_contiguous
+    assert loaded.full_size == (900, 1200) and loaded.image_size == (900, 1200)
+    assert loaded.scale == pytest.approx((1 / 3, 1 / 3))
+    assert loaded.warnings == [
+        f"{tmp_path / f'big{suffix}'}: very large image (1200x900 pixels): captured on a "
+        "400x300 copy; the camera and 2D points refer to the whole image"
+    ]
+    # the JPEG is decoded at half scale (DCT), then averaged down: the same picture
+    expected = cv2.resize(full, (400, 300), interpolation=cv2.INTER_AREA)
+    assert np.abs(loaded.rgb.astype(int) - expected).mean() < 2.0
+    within = load_image(tmp_path / f"big{suffix}", max_pixels=1200 * 900)
+    assert within.full_size is None and within.size == within.image_size == (900, 1200)
+
+
+def test_a_turned_jpeg_over_max_pixels_is_upright_with_its_upright_size(tmp_path):
+    upright = _smooth_rgb(960, 480)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))
+    Image.fromarray(stored).save(tmp_path / "r.jpg", quality=95, exif=exif)
+    loaded = load_image(tmp_path / "r.jpg", max_pixels=480 * 960 // 16)
+    assert loaded.exif_rotated and loaded.rgb.shape == (240, 120, 3)
+    assert loaded.full_size == (960, 480)
+    small = upright[2::4, 2::4].astype(int)
+    assert np.abs(loaded.rgb.astype(int) - small).mean() < 4.0
+
+
+def test_a_large_array_given_to_a_method_is_a_working_copy_too():
+    from handface.detect.images import image_input
+
+    loaded = image_input(_smooth_rgb(200, 300), max_pixels=6000)
+    assert loaded.size == (63, 94) and loaded.full_size == (200, 300)
+    assert image_input(_smooth_rgb(20, 30)).full_size is None

@@ -522,3 +522,41 @@ def test_networks_saved_before_the_touch_head_still_load(data32, tmp_path):
     torch.save(dict(state, model=model), tmp_path / "broken.pt")
     with pytest.raises(InputError, match="does not fit"):
         load_network(tmp_path / "broken.pt")
+
+
+def test_a_sample_that_breaks_mid_run_keeps_the_steps_done_for_resume(data32, tmp_path):
+    import shutil
+
+    from handface.data.synth import SynthDataset
+    from handface.dice.trainer import epoch_batches
+
+    data = tmp_path / "data"
+    shutil.copytree(data32, data)
+    options = _options(data, tmp_path / "run", steps=8, batch_size=8, epochs=2)
+    keys = SynthDataset(data, load_images=False).keys
+    third_batch = epoch_batches(len(keys), 8, options.seed, epoch=0)[2]
+    label = data / "labels" / f"{keys[third_batch[0]]}.npz"
+    label.write_bytes(b"cut short")  # broken after the run began: the first two steps are fine
+    with pytest.raises(InputError, match=rf"{label.name}.*saved at step 2.*--resume") as error:
+        train(options)
+    assert len(str(error.value).splitlines()) == 1
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+
+    shutil.copy(data32 / "labels" / label.name, label)
+    options.resume, options.overwrite = True, False
+    resumed = train(options)
+    straight = train(_options(data32, tmp_path / "straight", steps=8, batch_size=8, epochs=2))
+    a, b = _state(straight / "model.pt"), _state(resumed / "model.pt")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_a_data_error_from_a_loader_worker_is_its_own_last_line():
+    from handface.dice.trainer import data_error_message
+
+    raised = InputError(
+        "Caught InputError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+        'call last):\n  File "x.py", line 1, in f\n    raise InputError(m)\n'
+        "handface.errors.InputError: cannot read a.npz: not an .npz\n"
+    )
+    assert data_error_message(raised) == "cannot read a.npz: not an .npz"
+    assert data_error_message(InputError("one line")) == "one line"

@@ -11,6 +11,7 @@ import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,10 @@ from handface.export.gltf import FRAME_TO_GLTF, GltfAnimation, GltfMesh, write_g
 from handface.export.sequence import export_sequence, select_frames
 from handface.io.capture_folder import contact_colors
 from handface.models.base import HandParams, HeadParams
-from handface.sequence import FrameHand, Sequence, SequenceFrame, SparseRows, posed_meshes
+from handface.sequence import Sequence, posed_meshes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthetic_sequence import synthetic_sequence  # noqa: E402
 
 ROTATION = FRAME_TO_GLTF["camera"]
 # per frame: is the head there, which hands are there (frame 0: no face yet; frame 2: the
@@ -33,41 +37,7 @@ PRESENT = [(False, {"right"}), (True, {"right"}), (True, {"left"}), (True, {"lef
 
 
 def _sequence() -> Sequence:
-    generator = np.random.default_rng(3)
-    frames = []
-    for t, (has_head, sides) in enumerate(PRESENT):
-        head = None
-        if has_head:
-            expression = np.zeros(52, np.float32)
-            expression[[3, 17, 24]] = 0.2 * t
-            head = {"global_orient": np.array([0.05 * t, 0.1 - 0.03 * t, 0.02], np.float32),
-                    "transl": np.array([0.01 * t, -0.05, 0.6], np.float32),
-                    "expression": expression}  # fmt: skip
-        hands = {}
-        for side in sorted(sides):
-            sign = 1.0 if side == "right" else -1.0
-            hands[side] = FrameHand(
-                status="detected",
-                params={"global_orient": np.array([0.3, sign * 0.2 * t, 0.1], np.float32),
-                        "transl": np.array([sign * 0.08, 0.02 * t, 0.55], np.float32),
-                        "articulation": generator.normal(0, 0.3, 20).astype(np.float32)},
-                touching=t == 3, min_distance_mm=4.0 - t, regions=[],
-                contact=SparseRows(np.array([5, 40 + t], np.int32),
-                                   np.array([0.3 * t / 4, 0.9], np.float32)),
-            )  # fmt: skip
-        frames.append(SequenceFrame(
-            index=10 + 2 * t, time_s=t / 15, face_detected=has_head, head=head, hands=hands,
-            face_contact=SparseRows(np.array([100, 200 + t], np.int32),
-                                    np.array([0.2 * t, 0.6], np.float32)),
-            deformation=SparseRows(np.arange(50, 60, dtype=np.int32) + t,
-                                   np.full((10, 3), 0.002 * t, np.float32)),
-        ))  # fmt: skip
-    return Sequence(
-        image_size=(320, 240), K=np.array([[500.0, 0, 160], [0, 500, 120], [0, 0, 1]]),
-        camera_source="given", fps=15.0, method="fit", head_shape=np.full(9, 0.4, np.float32),
-        frames=frames, hand_shapes={"right": np.full(6, 0.5, np.float32),
-                                    "left": np.full(6, 0.5, np.float32)},
-    )  # fmt: skip
+    return synthetic_sequence(PRESENT)
 
 
 @pytest.fixture(scope="module")

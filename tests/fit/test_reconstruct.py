@@ -142,3 +142,41 @@ def test_real_photo_of_a_hand_at_the_ear(shared_media, reconstructor, tmp_path):
     assert capture.face is not None and set(capture.hands) == {"left"}
     assert capture.hands["left"].touching and "left ear" in capture.touched_regions
     assert capture.camera_source == "default"
+
+
+def test_a_photo_over_the_working_size_is_captured_on_a_copy_in_its_own_pixels(
+    photos, reconstructor, tmp_path, monkeypatch
+):
+    import handface.detect.images as images
+    from handface.geometry.camera import project_points, resized_intrinsics, resized_pixels
+
+    key = TOUCHING[0]
+    K = torch.as_tensor(_labels(photos, key)["K"])
+    reconstructor.config = ReconstructConfig(mode="full")
+    small = reconstructor(photos / "images" / f"{key}.png", K=K)
+    photo = Image.open(photos / "images" / f"{key}.png")
+    big = tmp_path / "big.jpg"
+    photo.resize((3 * photo.width, 3 * photo.height), Image.BICUBIC).save(big, quality=95)
+    monkeypatch.setattr(images, "WORKING_MAX_PIXELS", photo.width * photo.height)
+    K_big = resized_intrinsics(K, 3.0, 3.0)
+    capture = reconstructor(big, K=K_big)
+
+    assert capture.image_size == (3 * photo.width, 3 * photo.height)
+    assert capture.image.shape == (photo.height, photo.width, 3)  # the working copy
+    assert any(f"captured on a {photo.width}x{photo.height} copy" in w for w in capture.warnings)
+    assert np.allclose(capture.K, K_big.numpy())
+    # the camera and the 2D points belong to the big photo: its landmarks project there
+    face = capture.face
+    projected = project_points(torch.as_tensor(face.landmarks3d, dtype=torch.float64),
+                               torch.as_tensor(capture.K, dtype=torch.float64))  # fmt: skip
+    assert np.abs(projected.numpy() - face.landmarks2d).max() < 1e-3
+    # and the capture is the small photo's, seen in the big photo's pixels
+    in_big = resized_pixels(small.face.landmarks2d, 3.0, 3.0)
+    # measured 4.2 px (1.4 px of the small photo), shape 0.8 mm, place 5.3 mm
+    assert np.median(np.linalg.norm(face.landmarks2d - in_big, axis=1)) < 3.0 * 2.0
+    a, b = face.vertices_deformed, small.face.vertices_deformed
+    assert np.linalg.norm((a - a.mean(0)) - (b - b.mean(0)), axis=1).mean() < 0.002  # shape
+    assert np.linalg.norm(a - b, axis=1).mean() < 0.010  # and place (depth from one view)
+    assert {s: h.touching for s, h in capture.hands.items()} == {
+        s: h.touching for s, h in small.hands.items()
+    }

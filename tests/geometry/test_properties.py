@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -51,8 +51,9 @@ from handface.geometry.contact import (
     touching,
 )
 
-FAST = settings(max_examples=40, deadline=None)
-QUICK = settings(max_examples=25, deadline=None)
+# derandomized: every run (and CI) tries the same examples, so a commit's result is its own
+FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
+QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 FINITE = {"allow_nan": False, "allow_infinity": False}
 UNIT = st.floats(-1.0, 1.0, **FINITE)
@@ -683,8 +684,18 @@ def test_look_at_degenerate_pins():
 # --------------------------------------------------------------------------------------------
 
 
+_REVERSED_FACES = (  # found by hypothesis: faces and their reverses cancel at vertices 0 and 1
+    torch.tensor([[0.0, -780.7242, -780.7242], [-780.7242] * 3, [-780.7242] * 3,
+                  [-780.7242] * 3, [-780.7242, -500.0, -780.7242], [-780.7242, 0.0, -780.7242]],
+                 dtype=torch.float64),
+    torch.tensor([[0, 1, 4], [1, 1, 1], [1, 5, 0], [5, 1, 0], [1, 1, 1], [0, 4, 1]]),
+    1000.0,
+)  # fmt: skip
+
+
 @FAST
 @given(mesh=meshes())
+@example(mesh=_REVERSED_FACES)
 def test_normals_are_finite_unit_or_zero_on_degenerate_meshes(mesh):
     vertices, faces, scale = mesh
     vertices.requires_grad_(True)
@@ -713,6 +724,15 @@ def test_normals_are_finite_unit_or_zero_on_degenerate_meshes(mesh):
     )
     doubled = vertex_normals(vertices, torch.cat([faces, faces]))
     unit = (vn.norm(dim=-1) - 1).abs() < 1e-9
+    # where incident faces cancel (a face and its reverse), the sum is rounding noise whose
+    # direction depends on the order of summation: no direction to keep
+    v0, v1, v2 = (vertices[faces[:, i]] for i in range(3))
+    cross = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
+    summed, incident = torch.zeros_like(vertices), torch.zeros(len(vertices), dtype=cross.dtype)
+    for i in range(3):
+        summed = summed.index_add(0, faces[:, i], cross)
+        incident = incident.index_add(0, faces[:, i], cross.norm(dim=-1))
+    unit &= summed.norm(dim=-1) > 1e-9 * incident
     torch.testing.assert_close(doubled[unit], vn[unit])
 
 

@@ -81,7 +81,7 @@ def test_a_capture_folder(capture_folder, samples):
     # |D| heat map: 0 is viridis' violet, the deepest press is the brightest vertex
     deformation_mm = 1000 * np.linalg.norm(capture.face.deformation, axis=1)
     assert face.deformation_mm.max() == pytest.approx(deformation_mm.max(), rel=1e-5)
-    assert 2.0 < deformation_mm.max() <= scene.deformation_scale_mm == 5.0
+    assert 2.0 < deformation_mm.max() <= scene.deformation_scale_mm <= 5.0  # 3 or 5 mm
     heat = face.colors("deformation", scene.deformation_scale_mm)
     assert (heat[deformation_mm == 0] == heat_colors(np.zeros(1), 1.0)[0]).all()
     assert heat[deformation_mm.argmax()].sum() == heat.astype(int).sum(axis=1).max()

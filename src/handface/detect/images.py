@@ -3,8 +3,11 @@
 :func:`load_image` accepts what users actually have: RGB, RGBA / LA (composited over white, so a
 transparent background does not turn black), grayscale, palette and bilevel images, 16-bit
 PNGs (scaled to 8 bit with rounding), CMYK JPEGs, and EXIF-rotated photos (the orientation is
-applied, so pixel coordinates refer to the upright image). Very large images come back at full
-resolution; :class:`~handface.detect.MediaPipeDetector` downscales for detection itself.
+applied, so pixel coordinates refer to the upright image). Images of more than ``max_pixels``
+come back as a downscaled working copy (a JPEG is decoded at a reduced scale, so the full image
+is never held in memory) with the file's size in :attr:`LoadedImage.full_size`: the capture
+methods work on at most :data:`WORKING_MAX_PIXELS` and report their results in the pixels of
+the whole photo.
 
 Videos (chosen by suffix, see :data:`VIDEO_SUFFIXES`) give a single frame, the middle one unless
 ``video_frame`` is given; ``handface track`` is the command that captures every frame. The
@@ -15,6 +18,7 @@ Every problem with the input raises :class:`~handface.errors.InputError` with a 
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +28,11 @@ import numpy as np
 from jaxtyping import UInt8
 
 from handface.errors import InputError
+
+WORKING_MAX_PIXELS = 16_000_000
+"""The most pixels a capture method works on (a 4619 x 3464 copy of a 12000 x 9000 photo): the
+detector, the fit and DICE see no more detail than this, and the memory of one capture stays
+near 1.5 GB whatever the photo's size."""
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 """File suffixes (lower case) read as videos; everything else is decoded as an image."""
@@ -55,21 +64,63 @@ class LoadedImage:
     """Videos only: how many frames the video has."""
     warnings: list[str] = field(default_factory=list)
     """Things the user may want to know (transparency composited, frame chosen, ...)."""
+    full_size: tuple[int, int] | None = None
+    """(height, width) of the upright image itself when ``rgb`` is a downscaled working copy
+    (it had more than ``max_pixels``); ``None`` when ``rgb`` is the image itself."""
 
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return int(self.rgb.shape[0]), int(self.rgb.shape[1])
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the image itself (:attr:`full_size`, else :attr:`size`)."""
+        return self.full_size or self.size
 
-def image_input(image: str | os.PathLike | UInt8[np.ndarray, "H W 3"]) -> LoadedImage:
-    """What a capture method was given: a path (read with :func:`load_image`) or RGB pixels.
+    @property
+    def scale(self) -> tuple[float, float]:
+        """``(sx, sy)``: the working copy's size over the image's, per axis (1 at full size)."""
+        (height, width), (full_height, full_width) = self.size, self.image_size
+        return width / full_width, height / full_height
+
+
+def working_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` scaled by one factor to at most ``max_pixels`` pixels (unchanged when
+    already within).
+
+    Example:
+        >>> working_size(12000, 9000, WORKING_MAX_PIXELS), working_size(640, 480, 10**6)
+        ((4618, 3464), (640, 480))
+    """
+    if width * height <= max_pixels:
+        return width, height
+    factor = math.sqrt(max_pixels / (width * height))
+    return max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
+
+
+def _downscaled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` resized to ``size`` = (width, height) with area averaging."""
+    import cv2
+
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+
+
+def image_input(
+    image: str | os.PathLike | UInt8[np.ndarray, "H W 3"], max_pixels: int | None = None
+) -> LoadedImage:
+    """What a capture method was given: a path (read with :func:`load_image`) or RGB pixels,
+    as a working copy of at most ``max_pixels`` (default :data:`WORKING_MAX_PIXELS`;
+    :attr:`LoadedImage.full_size` says the size of the image itself).
 
     Example:
         >>> given = image_input(np.zeros((4, 6, 3), np.uint8))
         >>> given.size, given.source
         ((4, 6), None)
     """
+    max_pixels = WORKING_MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(image, np.ndarray):
         from handface.detect.mediapipe_detector import as_rgb_uint8
 
@@ -77,15 +128,33 @@ def image_input(image: str | os.PathLike | UInt8[np.ndarray, "H W 3"]) -> Loaded
             rgb = as_rgb_uint8(image)
         except ValueError as error:
             raise InputError(f"cannot use the array as an image: {error}") from None
-        return LoadedImage(rgb=rgb, source=None)
+        height, width = rgb.shape[:2]
+        size = working_size(width, height, max_pixels)
+        if size == (width, height):
+            return LoadedImage(rgb=rgb, source=None)
+        return LoadedImage(
+            rgb=_downscaled(rgb, size),
+            source=None,
+            full_size=(height, width),
+            warnings=[_working_copy_note("the image", (width, height), size)],
+        )
     if not isinstance(image, str | os.PathLike):
         raise InputError(
             f"expected an image path or an RGB uint8 array, got {type(image).__name__}"
         )
-    return load_image(image)
+    return load_image(image, max_pixels=max_pixels)
 
 
-def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> LoadedImage:
+def _working_copy_note(name: str, full: tuple[int, int], size: tuple[int, int]) -> str:
+    return (
+        f"{name}: very large image ({full[0]}x{full[1]} pixels): captured on a "
+        f"{size[0]}x{size[1]} copy; the camera and 2D points refer to the whole image"
+    )
+
+
+def load_image(
+    path: str | os.PathLike, *, video_frame: int | None = None, max_pixels: int | None = None
+) -> LoadedImage:
     """Read an image or one video frame as upright RGB uint8.
 
     Args:
@@ -93,6 +162,9 @@ def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> Lo
             :data:`VIDEO_SUFFIXES`).
         video_frame: for videos, the 0-based frame to return (default: the middle frame). Giving
             it for a still image is an error.
+        max_pixels: a still image with more pixels comes back downscaled to this many (see
+            :attr:`LoadedImage.full_size`); a JPEG is decoded at a reduced scale. ``None``: the
+            full image.
 
     Raises:
         InputError: missing path, a directory, an empty or undecodable file, an image without
@@ -113,7 +185,7 @@ def load_image(path: str | os.PathLike, *, video_frame: int | None = None) -> Lo
         raise InputError(f"cannot read {source} as an image: the file is empty (0 bytes)")
     if file.suffix.lower() in VIDEO_SUFFIXES:
         return _load_video_frame(file, source, video_frame)
-    return _load_still(file, source, video_frame)
+    return _load_still(file, source, video_frame, max_pixels)
 
 
 def missing_file_message(source: str, what: str = "file") -> str:
@@ -166,7 +238,9 @@ def composite_over_white(
 # --------------------------------------------------------------------------------------- stills
 
 
-def _load_still(file: Path, source: str, video_frame: int | None) -> LoadedImage:
+def _load_still(
+    file: Path, source: str, video_frame: int | None, max_pixels: int | None
+) -> LoadedImage:
     from PIL import Image, UnidentifiedImageError
 
     notes: list[str] = []
@@ -174,9 +248,21 @@ def _load_still(file: Path, source: str, video_frame: int | None) -> LoadedImage
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             with Image.open(file) as image:
+                stored = (image.width, image.height)
+                target = working_size(*stored, max_pixels) if max_pixels else stored
+                if target != stored and image.format == "JPEG":
+                    image.draft(image.mode, target)  # DCT scaling: 1/2, 1/4 or 1/8, >= target
                 image.load()
+                decoded = image.size  # (width, height) as stored, reduced by the draft
                 loaded = _decode_still(image, file, source, video_frame, notes)
-        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+        if target != stored:
+            turned = loaded.size != decoded[::-1]  # EXIF orientation swapped the axes
+            width, height = stored[::-1] if turned else stored
+            size = working_size(width, height, max_pixels)
+            loaded.rgb = _downscaled(loaded.rgb, size)
+            loaded.full_size = (height, width)
+            notes.insert(0, _working_copy_note(source, (width, height), size))
+        elif any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
             height, width = loaded.rgb.shape[:2]
             notes.insert(0, f"{source}: very large image ({width}x{height} pixels)")
         return loaded

@@ -233,11 +233,13 @@ class MediaPipeDetector:
         points: np.ndarray, small_hw: tuple[int, int], full_hw: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised MediaPipe (x, y, z) -> full-resolution pixels (N, 2) and depth (N,)."""
+        from handface.geometry.camera import resized_pixels
+
         (small_h, small_w), (full_h, full_w) = small_hw, full_hw
         scale_x, scale_y = full_w / small_w, full_h / small_h
         x_small = points[:, 0] * small_w - 0.5
         y_small = points[:, 1] * small_h - 0.5
-        pixels = np.stack([(x_small + 0.5) * scale_x - 0.5, (y_small + 0.5) * scale_y - 0.5], 1)
+        pixels = resized_pixels(np.stack([x_small, y_small], 1), scale_x, scale_y)
         return pixels, points[:, 2] * small_w * scale_x
 
     def _face(self, small: np.ndarray, full_size: tuple[int, int]) -> FaceDetection | None:

@@ -295,8 +295,12 @@ class DiceTrainingSet(Dataset):
         rng = np.random.default_rng([config.seed, self.epoch, index])
         side = item_side(sorted(sample.hands), rng, config)
         crop = training_crop(sample, side, config.crop, rng, config.augment)
-        with Image.open(data.image_path(local)) as image:
-            rgb = np.asarray(image.convert("RGB"))
+        path = data.image_path(local)
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as error:  # a file broken since the run began
+            raise InputError(f"cannot read {path} as an image: {error}") from None
         pixels = crop.apply(rgb)
         if config.augment is not None:
             pixels = photometric(pixels, rng, config.augment)

@@ -36,7 +36,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from handface.capture import Capture
-from handface.capture_parts import captured_face, captured_hand, penetration_figures
+from handface.capture_parts import (
+    captured_face,
+    captured_hand,
+    in_image_pixels,
+    penetration_figures,
+)
 from handface.detect.images import image_input
 from handface.dice.config import DiceConfig
 from handface.dice.crops import Crop, CropConfig, crop_box
@@ -46,6 +51,7 @@ from handface.dice.model import DiceNet
 from handface.dice.projection import CropCamera
 from handface.dice.trainer import load_checkpoint
 from handface.errors import InputError
+from handface.geometry.camera import resized_intrinsics
 from handface.geometry.contact import (
     in_contact,
     surface_signed_distance,
@@ -325,14 +331,16 @@ class DicePredictor:
         loaded = image_input(image)
         rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
         warnings.extend(loaded.warnings)
-        height, width = rgb.shape[:2]
+        height, width = rgb.shape[:2]  # the working copy's (the image's own up to 16 MP)
         if K is not None:
-            K, camera_source = torch.as_tensor(K, dtype=torch.float64), "given"
+            photo_K, camera_source = torch.as_tensor(K, dtype=torch.float64), "given"
         else:
+            full_height, full_width = loaded.image_size
             estimate = camera_for_image(
-                width, height, focal_px=self.focal, exif_focal_35mm=focal_35mm
+                full_width, full_height, focal_px=self.focal, exif_focal_35mm=focal_35mm
             )
-            K, camera_source = estimate.K, estimate.source
+            photo_K, camera_source = estimate.K, estimate.source
+        K = resized_intrinsics(photo_K, *loaded.scale)
         tick = time.perf_counter()
         detections = self.detector(rgb)
         timings["detect_s"] = time.perf_counter() - tick
@@ -354,8 +362,10 @@ class DicePredictor:
         capture.timings = {k: round(v, 4) for k, v in timings.items()}
         capture.source = source
         capture.image = rgb
-        capture.extras["detections"] = detections
+        capture.extras["detections"] = detections  # in the pixels of capture.image
         capture.extras["crop"] = crop
+        if loaded.full_size is not None:
+            capture = in_image_pixels(capture, loaded.image_size[::-1], photo_K.numpy())
         return capture
 
     def predict(self, rgb: np.ndarray, detections, K: Float[Tensor, "3 3"]) -> PlacedPrediction:

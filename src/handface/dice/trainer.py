@@ -45,7 +45,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from handface import interrupt
-from handface.errors import InputError, OutputExistsError
+from handface.errors import HandfaceError, InputError, OutputExistsError
 from handface.io.files import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -435,6 +435,15 @@ class Trainer:
                         self.save()
                         last_save = time.monotonic()
             failed = False
+        except HandfaceError as error:
+            # a sample broken since the run began (a label file gone or cut short): the state
+            # after the last completed step is consistent, so keep it for --resume
+            message = data_error_message(error)
+            if self.step > 0 and self.context.world == 1:
+                self.save()
+                message += (f"; the run is saved at step {self.step}: fix or remove that "
+                            "sample, then continue with --resume")  # fmt: skip
+            raise InputError(message) from None
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -448,6 +457,18 @@ class Trainer:
         if stopping:  # the command line exits with 130 (Ctrl-C) or 143 (SIGTERM)
             raise interrupt.Terminated if interrupted == signal.SIGTERM else KeyboardInterrupt
         return self.step
+
+
+def data_error_message(error: BaseException) -> str:
+    """The one line of a data error, also when a ``DataLoader`` worker raised it (PyTorch then
+    re-raises it with the worker's whole traceback as its message: its last line is the
+    original ``module.Error: message``)."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = next((line for line in reversed(text.splitlines()) if line.strip()), text)
+    name = type(error).__name__
+    return last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last.strip()
 
 
 def _jsonable(value):

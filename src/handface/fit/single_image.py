@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +29,12 @@ from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from handface.capture import Capture, CapturedHand
-from handface.capture_parts import captured_face, captured_hand, penetration_figures
+from handface.capture_parts import (
+    captured_face,
+    captured_hand,
+    in_image_pixels,
+    penetration_figures,
+)
 from handface.detect.images import image_input
 from handface.errors import InputError
 from handface.fit.camera import DEFAULT_FOCAL_35MM, CameraEstimate, camera_for_image
@@ -38,6 +43,7 @@ from handface.fit.guide import GuideFunction, HandGuide
 from handface.fit.hand_fit import HandFit, HandFitConfig, fit_hand
 from handface.fit.head_fit import HeadFit, HeadFitConfig, fit_head, fit_layout, landmark_weights
 from handface.fit.interaction import InteractionConfig, refine_interaction
+from handface.geometry.camera import resized_intrinsics
 from handface.geometry.contact import (
     contact_probability,
     penetration_from_sdf,
@@ -126,6 +132,21 @@ def _checked_depth(depth, size: tuple[int, int], warnings: list[str]) -> np.ndar
     return depth
 
 
+def working_depth(depth: Float[np.ndarray, "H W"], size: tuple[int, int]) -> np.ndarray:
+    """A depth map resized to the working copy's ``size`` = (width, height): each pixel takes
+    its nearest source pixel, so no depth is invented across an edge or from a missing 0.
+
+    Example:
+        >>> working_depth(np.arange(16.0).reshape(4, 4), (2, 2)).shape
+        (2, 2)
+    """
+    import cv2
+
+    if depth.shape == (size[1], size[0]):
+        return depth
+    return cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+
+
 class Reconstructor:
     """Loads the models and the detector once; call it on images.
 
@@ -208,11 +229,13 @@ class Reconstructor:
         loaded = image_input(image)
         rgb, source, focal_35mm = loaded.rgb, loaded.source, loaded.focal_35mm
         warnings.extend(loaded.warnings)
-        height, width = rgb.shape[:2]
+        height, width = rgb.shape[:2]  # the working copy's (the image's own up to 16 MP)
         timings["load_s"] = time.perf_counter() - start
         if depth is not None:
-            depth = _checked_depth(depth, (height, width), warnings)
-        camera = self._camera(width, height, K, focal_35mm)
+            depth = _checked_depth(depth, loaded.image_size, warnings)
+            depth = working_depth(depth, (width, height))
+        photo_camera = self._camera(*loaded.image_size[::-1], K, focal_35mm)
+        camera = replace(photo_camera, K=resized_intrinsics(photo_camera.K, *loaded.scale))
 
         tick = time.perf_counter()
         detections = self.detector(rgb)
@@ -313,8 +336,10 @@ class Reconstructor:
         capture.source = source
         capture.image = rgb
         capture.extras["interaction_contact"] = interaction_contact
-        capture.extras["detections"] = detections
+        capture.extras["detections"] = detections  # in the pixels of capture.image
         capture.extras["gaps"] = capture_gaps
+        if loaded.full_size is not None:
+            capture = in_image_pixels(capture, loaded.image_size[::-1], photo_camera.K.numpy())
         return capture
 
     def _camera(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -116,3 +117,37 @@ def look_at(
     R = torch.stack([right, down, forward], dim=0)
     t = -R @ eye
     return R, t
+
+
+def resized_pixels(points, sx: float, sy: float):
+    """Pixel coordinates ``(..., 2)`` of ``points`` in the image resized by ``(sx, sy)``.
+
+    Pixel centres sit at integers, so a point moves as ``u' = sx * (u + 0.5) - 0.5``: the
+    image's edge ``-0.5`` stays at ``-0.5``. Works on numpy arrays and tensors alike.
+
+    Example:
+        >>> resized_pixels(np.array([[-0.5, 0.0], [99.5, 49.5]]), 0.5, 0.5).tolist()
+        [[-0.5, -0.25], [49.5, 24.5]]
+    """
+    u = sx * (points[..., 0] + 0.5) - 0.5
+    v = sy * (points[..., 1] + 0.5) - 0.5
+    stack = torch.stack if isinstance(points, Tensor) else np.stack
+    return stack([u, v], -1)
+
+
+def resized_intrinsics(K, sx: float, sy: float):
+    """The intrinsics ``(3, 3)`` of the same camera for the image resized by ``(sx, sy)``: a
+    point projects to :func:`resized_pixels` of where it projected before. Works on numpy arrays
+    and tensors alike (a new array is returned).
+
+    Example:
+        >>> resized_intrinsics(np.array([[100.0, 0, 49.5], [0, 100.0, 24.5], [0, 0, 1]]),
+        ...                    0.5, 0.5).tolist()
+        [[50.0, 0.0, 24.5], [0.0, 50.0, 12.0], [0.0, 0.0, 1.0]]
+    """
+    K = K.clone() if isinstance(K, Tensor) else np.array(K, dtype=np.float64)
+    K[0] *= sx
+    K[1] *= sy
+    K[0, 2] += 0.5 * sx - 0.5
+    K[1, 2] += 0.5 * sy - 0.5
+    return K

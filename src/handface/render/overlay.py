@@ -15,6 +15,7 @@ Example (contact heat map of a face over a photo):
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -74,6 +75,40 @@ def colormap(values: Float[Tensor, "*shape"], name: str = "contact") -> Float[Te
     i = t.floor().clamp(max=len(lut) - 2).to(torch.int64)
     frac = (t - i.to(t.dtype)).unsqueeze(-1)
     return lut[i] * (1.0 - frac) + lut[i + 1] * frac
+
+
+DEFORMATION_SCALE_STEPS_MM = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0)
+"""The tops the ``|D|`` colour scale may have (mm): round numbers a legend can print."""
+
+
+def deformation_scale_top(largest_mm: float) -> float:
+    """The top of the ``|D|`` colour scale for a largest ``|D|`` of ``largest_mm``: the smallest
+    of :data:`DEFORMATION_SCALE_STEPS_MM` at or above it (50 beyond; 1 when it is not a
+    number, so an undeformed face stays dark).
+
+    Example:
+        >>> deformation_scale_top(0.2), deformation_scale_top(2.1), deformation_scale_top(12.0)
+        (1.0, 3.0, 20.0)
+    """
+    largest = float(largest_mm) if math.isfinite(largest_mm) else 0.0
+    steps = DEFORMATION_SCALE_STEPS_MM
+    return next((step for step in steps if step >= largest), steps[-1])
+
+
+def deformation_colors(
+    magnitude_mm: Float[Tensor, "*shape"] | Float[np.ndarray, "*shape"], scale_mm: float
+) -> Float[Tensor, "*shape 3"]:
+    """``|D|`` in millimetres as colours in ``[0, 1]``: the ``"viridis"`` map from 0 (dark
+    violet) to ``scale_mm`` and above (yellow). The one colouring of deformation in every
+    picture, video and viewer.
+
+    Example:
+        >>> top = deformation_colors(torch.tensor([5.0, 12.0]), scale_mm=5.0)
+        >>> torch.equal(top[0], top[1])  # at and above the scale: yellow
+        True
+    """
+    values = torch.as_tensor(np.asarray(magnitude_mm, np.float32))
+    return colormap(values / max(float(scale_mm), 1e-9), "viridis")
 
 
 def to_uint8(image: Tensor | np.ndarray) -> UInt8[np.ndarray, "H W *C"]:

@@ -43,6 +43,7 @@ from handface.errors import InputError
 from handface.export.gltf import FRAME_TO_GLTF
 from handface.io.capture_folder import contact_colors
 from handface.io.folders import folder_kind
+from handface.render.overlay import deformation_scale_top
 
 PREDICTION = "prediction"
 GROUND_TRUTH = "ground_truth"
@@ -193,27 +194,9 @@ PHOTO_SIDE = 1024
 
 def heat_colors(deformation_mm: Float[np.ndarray, " V"], scale_mm: float) -> np.ndarray:
     """``|D|`` (mm) as ``viridis`` colours (bytes), 0 -> dark violet, ``scale_mm`` -> yellow."""
-    from handface.render.overlay import colormap, to_uint8
+    from handface.render.overlay import deformation_colors, to_uint8
 
-    values = torch.from_numpy(np.asarray(deformation_mm, np.float32) / max(scale_mm, 1e-9))
-    return to_uint8(colormap(values, "viridis"))
-
-
-def nice_scale(max_mm: float) -> float:
-    """The heat map's top: ``max_mm`` rounded up to 1, 2 or 5 times a power of ten (at least
-    1 mm, so an undeformed face stays dark).
-
-    Example:
-        >>> nice_scale(0.2), nice_scale(3.4), nice_scale(6.93), nice_scale(12.0)
-        (1.0, 5.0, 10.0, 20.0)
-    """
-    if not math.isfinite(max_mm) or max_mm <= 1.0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(max_mm))
-    for step in (1.0, 2.0, 5.0, 10.0):
-        if max_mm <= step * power * (1 + 1e-9):
-            return step * power
-    return 10.0 * power
+    return to_uint8(deformation_colors(deformation_mm, scale_mm))
 
 
 def _photo_array(rgb: np.ndarray) -> np.ndarray:
@@ -337,7 +320,7 @@ def _synthetic_scene(path: Path, index: int) -> ViewScene:
         mesh_keys=_sample_keys(dataset, items),
         frame_labels=labels,
         camera=ViewCamera(labels_of_first["K"].astype(np.float64), (width, height)),
-        deformation_scale_mm=nice_scale(scale),
+        deformation_scale_mm=deformation_scale_top(scale),
         fps=float(dataset.meta.get("fps") or 10.0),
         start=items.index(index),
         _build=lambda t: _sample_meshes(dataset[items[t]]),
@@ -404,7 +387,7 @@ def capture_scene(
         mesh_keys=[m.key for m in meshes + truth],
         frame_labels=[name],
         camera=ViewCamera(np.asarray(capture.K, np.float64), tuple(capture.image_size)),
-        deformation_scale_mm=nice_scale(scale),
+        deformation_scale_mm=deformation_scale_top(scale),
         _build=lambda t: meshes + truth,
         _photo=photo,
     )  # fmt: skip
@@ -553,7 +536,7 @@ def _sequence_scene(
         mesh_keys=keys,
         frame_labels=[f"frame {f.index} ({f.time_s:.2f} s)" for f in sequence.frames],
         camera=ViewCamera(np.asarray(sequence.K, np.float64), tuple(sequence.image_size)),
-        deformation_scale_mm=nice_scale(scale),
+        deformation_scale_mm=deformation_scale_top(scale),
         fps=float(sequence.fps) if sequence.fps > 0 else 10.0,
         _build=build,
         _photo=photo,
@@ -637,7 +620,7 @@ def _avatar_scene(path: Path) -> ViewScene:
         mesh_keys=[f"{PREDICTION}/head"],
         frame_labels=[f"frame {int(i)} ({int(i) / fps:.2f} s)" for i in frames],
         camera=None,
-        deformation_scale_mm=nice_scale(float(_mm(displacements).max(initial=0.0))),
+        deformation_scale_mm=deformation_scale_top(float(_mm(displacements).max(initial=0.0))),
         fps=fps,
         _build=build,
     )

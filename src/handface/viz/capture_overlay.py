@@ -32,6 +32,7 @@ from jaxtyping import UInt8
 
 from handface.capture import Capture
 from handface.errors import InputError
+from handface.geometry.camera import resized_intrinsics, resized_pixels
 from handface.models.landmarks import MEDIAPIPE_INDEX_OF_68
 from handface.render.overlay import colormap, composite
 from handface.render.rasterizer import join_meshes, rasterize
@@ -82,22 +83,6 @@ def drawing_scale(image_size: tuple[int, int], max_side: int = MAX_SIDE) -> floa
         (0.4, 1.0)
     """
     return min(1.0, max_side / max(image_size))
-
-
-def _scale_points(points: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """Pixel coordinates (centres at integers) in an image resized by ``(sx, sy)``."""
-    points = np.asarray(points, dtype=np.float64)
-    return np.stack([sx * (points[..., 0] + 0.5) - 0.5, sy * (points[..., 1] + 0.5) - 0.5], -1)
-
-
-def _scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64).copy()
-    K[0] *= sx
-    K[1] *= sy
-    # Pixel centres sit at integer coordinates: the principal point moves by half a pixel.
-    K[0, 2] += 0.5 * sx - 0.5
-    K[1, 2] += 0.5 * sy - 0.5
-    return K
 
 
 def _hand_colors(contact: np.ndarray) -> torch.Tensor:
@@ -165,7 +150,7 @@ def _draw_meshes(photo: np.ndarray, capture: Capture, K: np.ndarray) -> np.ndarr
 
 def _draw_dots(image: np.ndarray, capture: Capture, sx: float, sy: float, radius: int) -> None:
     def dots(points: np.ndarray, color: tuple[int, int, int]) -> None:
-        for u, v in _scale_points(points, sx, sy):
+        for u, v in resized_pixels(np.asarray(points, np.float64), sx, sy):
             if math.isfinite(u) and math.isfinite(v):
                 center = (int(round(u)), int(round(v)))
                 cv2.circle(image, center, radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
@@ -249,7 +234,7 @@ def capture_overlay(
     # The fit's K belongs to capture.image_size, which may differ from the photo given here.
     fit_width, fit_height = capture.image_size
     sx, sy = out_width / fit_width, out_height / fit_height
-    image = _draw_meshes(photo, capture, _scale_intrinsics(capture.K, sx, sy))
+    image = _draw_meshes(photo, capture, resized_intrinsics(capture.K, sx, sy))
     image = np.ascontiguousarray(image)
     radius = max(1, int(round(max(out_width, out_height) / 400)))
     _draw_dots(image, capture, sx, sy, radius)

@@ -29,7 +29,7 @@ from handface.data.synth import SynthDataset
 from handface.errors import InputError
 from handface.geometry.camera import intrinsics_from_fov
 from handface.render import DirectionalLight, Scene, shade
-from handface.render.overlay import colormap, to_uint8
+from handface.render.overlay import deformation_colors, to_uint8
 from handface.viz.capture_overlay import capture_overlay, draw_caption
 from handface.viz.capture_sheet import view_panels
 from handface.viz.face_map import face_map_panels
@@ -38,11 +38,6 @@ from handface.viz.scene_views import PANEL_BACKGROUND, TITLE_COLOR
 from handface.viz.verdict import verdict_lines
 
 HAND_GREY = (0.62, 0.62, 0.66)
-
-
-def deformation_colours(deformation: Float[Tensor, "V 3"], scale_mm: float) -> Float[Tensor, "V 3"]:
-    """Per-vertex colour of ``|D|`` on a viridis scale from 0 to ``scale_mm`` millimetres."""
-    return colormap(deformation.norm(dim=1) * 1000.0 / scale_mm, "viridis")
 
 
 def render_heatmap(
@@ -68,7 +63,7 @@ def heatmap_view(
     """A face (camera frame) coloured by ``|deformation|`` and the hands in grey, seen through
     ``K`` into a ``size`` square (uint8)."""
     meshes = [(face_vertices.float(), face_faces)]
-    colours = [deformation_colours(deformation.float(), scale_mm)]
+    colours = [deformation_colors(1000.0 * deformation.float().norm(dim=1), scale_mm)]
     for vertices, faces in hands:
         meshes.append((vertices.float(), faces))
         colours.append(torch.tensor(HAND_GREY).expand(vertices.shape[0], 3))
@@ -100,7 +95,7 @@ def render_closeup(sample: InteractionSample, scale_mm: float, size: int) -> np.
     fragments = scene.rasterize(K, size, size)
     out = shade(
         fragments, scene.vertices, scene.faces, K,
-        vertex_colors=deformation_colours(sample.deformation, scale_mm),
+        vertex_colors=deformation_colors(1000.0 * sample.deformation.norm(dim=1), scale_mm),
         light=DirectionalLight(ambient=0.5, diffuse=0.5),
         background=torch.tensor(PANEL_BACKGROUND) / 255.0,
     )  # fmt: skip

@@ -25,19 +25,18 @@ from jaxtyping import Float, UInt8
 
 from handface.capture import CapturedFace
 from handface.models.face_areas import load_face_areas
-from handface.render.overlay import colormap
+from handface.render.overlay import colormap, deformation_colors, deformation_scale_top
 from handface.viz.scene_views import ViewCamera, view_panel
 
 FRONT_ROTATION = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Head canonical frame -> the face map camera's axes (the person's left on the right)."""
 _DISTANCE_M = 10.0
-_SCALE_STEPS_MM = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0)
 LABEL_COLOR = (255, 255, 255)
 
 
 def deformation_scale_mm(deformation: Float[np.ndarray, "V 3"]) -> float:
-    """The top of the ``|D|`` colour scale: the smallest of 1, 2, 3, 5, 10, 20, 30, 50 mm at
-    or above the largest ``|D|`` (50 when larger still).
+    """The top of the ``|D|`` colour scale for a deformation (metres): the largest ``|D|`` in
+    mm rounded up by :func:`~handface.render.overlay.deformation_scale_top`.
 
     Example:
         >>> deformation_scale_mm(np.array([[0.0, 0.0, 0.0021]]))
@@ -45,7 +44,7 @@ def deformation_scale_mm(deformation: Float[np.ndarray, "V 3"]) -> float:
     """
     largest = 1000.0 * float(np.nan_to_num(np.linalg.norm(np.asarray(deformation), axis=1)).max(
         initial=0.0))  # fmt: skip
-    return next((step for step in _SCALE_STEPS_MM if step >= largest), _SCALE_STEPS_MM[-1])
+    return deformation_scale_top(largest)
 
 
 def front_camera(
@@ -140,7 +139,7 @@ def face_map_panels(
         [(vertices, faces, colormap(contact, "contact").float(), 1.0)], camera, size, size,
         "face map: contact", face_first=False)  # fmt: skip
     _draw_labels(contact_panel, _area_labels(face, camera, canonical))
-    pressed_colors = colormap(magnitude.float() / scale_mm, "viridis").float()
+    pressed_colors = deformation_colors(magnitude, scale_mm).float()
     title = _pressed_title(face.deformation, scale_mm)
     pressed_panel = view_panel(
         [(vertices, faces, pressed_colors, 1.0)], camera, size, size, title, face_first=False
