@@ -226,3 +226,24 @@ def test_sigterm_or_ctrl_c_mid_track_leaves_nothing(clip, tmp_path, signal_numbe
     assert process.returncode == 128 + signal_number
     assert "Traceback" not in stderr and "no partial output was kept" in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_the_window_keeps_person_masks_as_bytes_and_gives_back_probabilities():
+    from handface.detect.mediapipe_detector import Detections
+    from handface.detect.video import VideoFrame
+    from handface.track.tracker import _Observed, probability_bytes
+
+    probability = np.random.default_rng(0).random((108, 192)).astype(np.float32)
+    probability[0, :4] = [0.0, 0.4990, 0.5020, 1.0]
+    stored = probability_bytes(probability)
+    assert stored.dtype == np.uint8 and stored.nbytes == probability.nbytes // 4
+    assert stored[0, :4].tolist() == [0, 127, 128, 255]
+    frame = VideoFrame(index=0, time_s=0.0, rgb=np.zeros((108, 192, 3), np.uint8))
+    observed = _Observed(frame=frame, face=None, hands={}, person_bytes=stored, detect_s=0.0)
+    back = observed.person_mask
+    assert back.dtype == np.float32 and np.abs(back - probability).max() <= 0.5 / 255 + 1e-7
+    # the person pixels (> 0.5) are those of probability >= 0.5 (127.5 / 255 rounds up)
+    assert np.array_equal(back > 0.5, probability * np.float32(255) > 127.5)
+    assert isinstance(observed.detections(), Detections)
+    assert _Observed(frame, None, {}, None, 0.0).person_mask is None
+    assert probability_bytes(None) is None
