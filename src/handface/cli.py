@@ -908,12 +908,15 @@ def parse_arguments(argv: list[str]) -> Command:
     boxed = io.StringIO()
     try:
         with contextlib.redirect_stderr(boxed):
-            return tyro.cli(Command, args=argv, description=DESCRIPTION)
+            command = tyro.cli(Command, args=argv, description=DESCRIPTION)
+        sys.stderr.write(boxed.getvalue())  # what tyro says of a successful parse stays seen
+        return command
     except SystemExit as exit_:
-        if exit_.code in (0, None):
+        if exit_.code in (0, None):  # --help
+            sys.stderr.write(boxed.getvalue())
             raise
-        command = next((a for a in argv if not a.startswith("-")), None)
-        print(f"handface: error: {condense_parse_error(boxed.getvalue(), command)}",
+        name = next((a for a in argv if not a.startswith("-")), None)
+        print(f"handface: error: {condense_parse_error(boxed.getvalue(), name)}",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(2) from None
 

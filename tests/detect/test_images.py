@@ -289,3 +289,11 @@ def test_a_large_array_given_to_a_method_is_a_working_copy_too():
     loaded = image_input(_smooth_rgb(200, 300), max_pixels=6000)
     assert loaded.size == (63, 94) and loaded.full_size == (200, 300)
     assert image_input(_smooth_rgb(20, 30)).full_size is None
+
+
+def test_a_video_frame_over_max_pixels_is_a_working_copy_too(tmp_path):
+    _write_video(tmp_path / "v.mp4", frames=3)
+    loaded = load_image(tmp_path / "v.mp4", video_frame=1, max_pixels=512)
+    assert loaded.rgb.shape == (16, 32, 3) and loaded.full_size == (32, 64)
+    assert loaded.warnings[0].startswith(f"{tmp_path / 'v.mp4'}: very large image (64x32")
+    assert abs(float(np.median(loaded.rgb)) - (20 + 25 * 1)) < 4

@@ -129,15 +129,7 @@ def image_input(
         except ValueError as error:
             raise InputError(f"cannot use the array as an image: {error}") from None
         height, width = rgb.shape[:2]
-        size = working_size(width, height, max_pixels)
-        if size == (width, height):
-            return LoadedImage(rgb=rgb, source=None)
-        return LoadedImage(
-            rgb=_downscaled(rgb, size),
-            source=None,
-            full_size=(height, width),
-            warnings=[_working_copy_note("the image", (width, height), size)],
-        )
+        return _working_copy(LoadedImage(rgb=rgb, source=None), (width, height), max_pixels)
     if not isinstance(image, str | os.PathLike):
         raise InputError(
             f"expected an image path or an RGB uint8 array, got {type(image).__name__}"
@@ -145,11 +137,21 @@ def image_input(
     return load_image(image, max_pixels=max_pixels)
 
 
-def _working_copy_note(name: str, full: tuple[int, int], size: tuple[int, int]) -> str:
-    return (
-        f"{name}: very large image ({full[0]}x{full[1]} pixels): captured on a "
-        f"{size[0]}x{size[1]} copy; the camera and 2D points refer to the whole image"
-    )
+def _working_copy(loaded: LoadedImage, full: tuple[int, int], max_pixels: int) -> LoadedImage:
+    """``loaded`` (an image of ``full`` = (width, height), its pixels possibly already decoded
+    smaller) brought to :func:`working_size`, with :attr:`LoadedImage.full_size` and a warning
+    when that is smaller than the image."""
+    size = working_size(*full, max_pixels)
+    if size == full:
+        return loaded
+    loaded.rgb = _downscaled(loaded.rgb, size)
+    loaded.full_size = (full[1], full[0])
+    loaded.warnings.insert(0, (
+        f"{loaded.source or 'the image'}: very large image ({full[0]}x{full[1]} pixels): "
+        f"captured on a {size[0]}x{size[1]} copy; the camera and 2D points refer to the whole "
+        "image"
+    ))  # fmt: skip
+    return loaded
 
 
 def load_image(
@@ -162,7 +164,7 @@ def load_image(
             :data:`VIDEO_SUFFIXES`).
         video_frame: for videos, the 0-based frame to return (default: the middle frame). Giving
             it for a still image is an error.
-        max_pixels: a still image with more pixels comes back downscaled to this many (see
+        max_pixels: an image or frame with more pixels comes back downscaled to this many (see
             :attr:`LoadedImage.full_size`); a JPEG is decoded at a reduced scale. ``None``: the
             full image.
 
@@ -184,7 +186,9 @@ def load_image(
     if file.stat().st_size == 0:
         raise InputError(f"cannot read {source} as an image: the file is empty (0 bytes)")
     if file.suffix.lower() in VIDEO_SUFFIXES:
-        return _load_video_frame(file, source, video_frame)
+        loaded = _load_video_frame(file, source, video_frame)
+        height, width = loaded.size
+        return _working_copy(loaded, (width, height), max_pixels) if max_pixels else loaded
     return _load_still(file, source, video_frame, max_pixels)
 
 
@@ -257,12 +261,8 @@ def _load_still(
                 loaded = _decode_still(image, file, source, video_frame, notes)
         if target != stored:
             turned = loaded.size != decoded[::-1]  # EXIF orientation swapped the axes
-            width, height = stored[::-1] if turned else stored
-            size = working_size(width, height, max_pixels)
-            loaded.rgb = _downscaled(loaded.rgb, size)
-            loaded.full_size = (height, width)
-            notes.insert(0, _working_copy_note(source, (width, height), size))
-        elif any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+            return _working_copy(loaded, stored[::-1] if turned else stored, max_pixels)
+        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
             height, width = loaded.rgb.shape[:2]
             notes.insert(0, f"{source}: very large image ({width}x{height} pixels)")
         return loaded
