@@ -12,12 +12,14 @@ to 1e6. Example counts are kept small so that each test runs in a few seconds.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import trimesh
-from hypothesis import assume, example, given, settings
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -51,14 +53,11 @@ from handface.geometry.contact import (
     touching,
 )
 
-# derandomized: every run (and CI) tries the same examples, so a commit's result is its own
-FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
-QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from property_strategies import BAD, FINITE, SCALES, UNIT, derandomized  # noqa: E402
 
-FINITE = {"allow_nan": False, "allow_infinity": False}
-UNIT = st.floats(-1.0, 1.0, **FINITE)
-SCALES = st.sampled_from([1e-6, 1e-3, 1.0, 1e3, 1e6])
-BAD = st.sampled_from([math.nan, math.inf, -math.inf])
+FAST = derandomized(40)
+QUICK = derandomized(25)
 
 
 def coords(n: int) -> st.SearchStrategy[np.ndarray]:
