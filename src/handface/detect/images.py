@@ -30,7 +30,7 @@ from jaxtyping import UInt8
 from handface.errors import InputError
 
 WORKING_MAX_PIXELS = 16_000_000
-"""The most pixels a capture method works on (a 4619 x 3464 copy of a 12000 x 9000 photo): the
+"""The most pixels a capture method works on (a 4618 x 3464 copy of a 12000 x 9000 photo): the
 detector, the fit and DICE see no more detail than this, and the memory of one capture stays
 near 1.5 GB whatever the photo's size."""
 
